@@ -1,0 +1,49 @@
+# faerslake — two commands do all set-up: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DELTA_JAR := .cache/ivy/jars/io.delta_delta-spark_4.2_2.13-4.4.0.jar
+SAMPLE := .cache/sample
+OUT ?= out
+WH ?= wh
+
+.PHONY: install run test test-fast lint bench dist clean doctor
+
+install: $(VENV)/.installed $(DELTA_JAR)
+
+$(VENV)/.installed: setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Spark's own resolver fetches the Delta jars from Maven Central once, into
+# .cache/ivy (ignored by git); doctor also proves a Delta round trip.
+$(DELTA_JAR): | $(VENV)/.installed
+	$(VENV)/bin/faerslake doctor
+
+doctor: install
+	$(VENV)/bin/faerslake doctor
+
+# The whole pipeline on a bundled synthetic sample of both eras.
+run: install
+	@test -f $(SAMPLE)/.done || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 && touch $(SAMPLE)/.done)
+	$(VENV)/bin/faerslake run --source $(SAMPLE) --warehouse $(WH) --output $(OUT)
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(VENV)/bin/ruff check lib jobs tests bench
+
+bench: install
+	$(PY) bench/run_bench.py
+
+dist: install
+	rm -rf dist && mkdir -p dist
+	$(PY) -m pip wheel -q --no-deps -w dist .
+	cd lib && zip -qr ../dist/faerslake.zip faerslake -x '*__pycache__*'
+
+clean:
+	rm -rf $(OUT) $(WH) dist build .pytest_cache

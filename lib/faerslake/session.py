@@ -1,0 +1,160 @@
+"""The one place a SparkSession comes from.
+
+``get_spark()`` decides, in this order:
+
+1. an active session (Databricks, notebooks, a test fixture) is returned
+   untouched;
+2. under ``spark-submit`` (or the ``pyspark`` shell) the JVM is already
+   running with the cluster's master and settings: a session is built on it
+   without a ``.master()``; only the Delta SQL extension and catalog are added
+   when the cluster did not set them (the jars must come with ``--packages``);
+3. a plain local run (``faerslake ...`` or ``python jobs/x.py``) builds
+   ``local[*]`` with Delta and the Delta jars, which Spark's own resolver
+   fetches once from Maven Central into ``.cache/ivy`` (``make install`` warms
+   that cache).
+
+Java is checked before Spark is started, so a missing or old Java is one clear
+sentence instead of a Py4J trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from faerslake import DELTA_MAVEN
+from faerslake.config import REPO_ROOT, SparkSettings
+from faerslake.errors import EnvironmentProblem
+
+MIN_JAVA = 17
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def cache_dir() -> Path:
+    """Folder for the Ivy cache of the Delta jars (ignored by git).
+
+    ``FAERSLAKE_CACHE`` wins; in a source checkout it is ``<repo>/.cache``;
+    for an installed wheel ``~/.cache/faerslake``.
+    """
+    env = os.environ.get("FAERSLAKE_CACHE")
+    if env:
+        return Path(env)
+    if (REPO_ROOT / "setup.py").exists() and (REPO_ROOT / "lib" / "faerslake").exists():
+        return REPO_ROOT / ".cache"
+    return Path.home() / ".cache" / "faerslake"
+
+
+def java_version() -> tuple[int, str]:
+    """(major version, path) of the java that Spark will use, or raise."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no 'java' on PATH"
+        raise EnvironmentProblem(
+            f"Java {MIN_JAVA} or 21 is needed to run Spark, but {where}: install a JDK "
+            f"(e.g. 'apt-get install openjdk-17-jdk-headless') and/or set JAVA_HOME."
+        )
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EnvironmentProblem(f"Could not run '{java} -version' ({e}); check your Java install.") from None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if not m:
+        raise EnvironmentProblem(f"Could not tell the version of {java}; install Java {MIN_JAVA} or 21.")
+    major = int(m.group(1))
+    if major == 1 and m.group(2):  # "1.8.0_392"
+        major = int(m.group(2))
+    if major < MIN_JAVA:
+        raise EnvironmentProblem(
+            f"Spark 4 needs Java {MIN_JAVA} or newer, but {java} is Java {major}: "
+            f"install openjdk-17 (or 21) and set JAVA_HOME to it."
+        )
+    return major, java
+
+
+def _active_session():
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EnvironmentProblem(
+            "PySpark is not installed: run 'make install' (or pip install 'faerslake[spark]')."
+        ) from None
+    return SparkSession.getActiveSession()
+
+
+def under_spark_submit() -> bool:
+    """True when a JVM launched us (spark-submit, pyspark shell)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None = None) -> dict:
+    """The Spark settings of a plain local run."""
+    s = settings or SparkSettings()
+    ivy = cache_dir() / "ivy"
+    conf = {
+        "spark.master": s.master,
+        "spark.driver.memory": s.driver_memory,
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.jars.packages": DELTA_MAVEN,
+        "spark.jars.ivy": str(ivy),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # many small quarters: keep Delta log replays cheap on a laptop
+        "spark.databricks.delta.snapshotPartitions": "4",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+    }
+    conf.update({k: str(v) for k, v in (s.conf or {}).items()})
+    conf.update({k: str(v) for k, v in (extra or {}).items()})
+    return conf
+
+
+def get_spark(
+    app_name: str = "faerslake",
+    settings: SparkSettings | None = None,
+    extra_conf: dict | None = None,
+):
+    """Return the SparkSession to use (see the module docstring for the rules)."""
+    active = _active_session()
+    if active is not None:
+        return active
+    from pyspark.errors import PySparkRuntimeError
+    from pyspark.sql import SparkSession
+
+    if under_spark_submit():
+        builder = SparkSession.builder.appName(app_name)
+        from pyspark import SparkContext
+
+        SparkContext._ensure_initialized()
+        jconf = SparkContext._jvm.org.apache.spark.SparkConf(True)
+        if not jconf.contains("spark.sql.extensions"):
+            builder = builder.config("spark.sql.extensions", DELTA_EXTENSION)
+        if not jconf.contains("spark.sql.catalog.spark_catalog"):
+            builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+        for k, v in (extra_conf or {}).items():
+            builder = builder.config(k, str(v))
+        return builder.getOrCreate()
+
+    java_version()
+    builder = SparkSession.builder.appName(app_name)
+    for k, v in local_builder_conf(settings, extra_conf).items():
+        builder = builder.config(k, v)
+    try:
+        spark = builder.getOrCreate()
+    except PySparkRuntimeError as e:
+        raise EnvironmentProblem(
+            f"Spark could not start with Delta ({e.getErrorClass() or 'gateway exited'}): "
+            f"most often the Delta jars {DELTA_MAVEN} could not be fetched from Maven Central "
+            f"into {cache_dir() / 'ivy'}; run 'make install' where Maven Central is reachable."
+        ) from None
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

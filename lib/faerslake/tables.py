@@ -1,0 +1,74 @@
+"""Where the Delta tables live, and reading / writing them.
+
+Two modes (``tables.mode`` in ``conf/pipeline.yaml``):
+
+- ``path`` (default): ``WH/<layer>/<name>`` Delta folders under the warehouse
+  (any Hadoop URI: ``file:``, ``s3a:``, ``abfss:``, ``dbfs:``);
+- ``catalog``: ``<catalog>.<schema>.<layer>_<name>`` managed tables (Unity
+  Catalog / Hive metastore), for Databricks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faerslake.config import TableSettings
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    root: str
+    settings: TableSettings = TableSettings()
+
+    def path(self, layer: str, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{layer}/{name}"
+
+    def name(self, layer: str, name: str) -> str:
+        parts = [p for p in (self.settings.catalog, self.settings.schema) if p]
+        return ".".join(parts + [f"{layer}_{name.replace('/', '_')}"])
+
+    @property
+    def by_catalog(self) -> bool:
+        return self.settings.mode == "catalog"
+
+    def exists(self, spark, layer: str, name: str) -> bool:
+        if self.by_catalog:
+            return spark.catalog.tableExists(self.name(layer, name))
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(spark, self.path(layer, name))
+
+    def read(self, spark, layer: str, name: str):
+        if self.by_catalog:
+            return spark.read.table(self.name(layer, name))
+        return spark.read.format("delta").load(self.path(layer, name))
+
+    def writer(self, df, mode: str = "overwrite", partition_by: list[str] | None = None, **options):
+        w = df.write.format("delta").mode(mode)
+        if partition_by:
+            w = w.partitionBy(*partition_by)
+        for k, v in options.items():
+            w = w.option(k, v)
+        return w
+
+    def write(self, df, layer: str, name: str, mode: str = "overwrite",
+              partition_by: list[str] | None = None, **options) -> None:
+        w = self.writer(df, mode, partition_by, **options)
+        if self.by_catalog:
+            w.saveAsTable(self.name(layer, name))
+        else:
+            w.save(self.path(layer, name))
+
+    def delta_table(self, spark, layer: str, name: str):
+        from delta.tables import DeltaTable
+
+        if self.by_catalog:
+            return DeltaTable.forName(spark, self.name(layer, name))
+        return DeltaTable.forPath(spark, self.path(layer, name))
+
+    def version(self, spark, layer: str, name: str) -> int | None:
+        """Current Delta version of a table (for provenance), None if absent."""
+        if not self.exists(spark, layer, name):
+            return None
+        row = self.delta_table(spark, layer, name).history(1).select("version").first()
+        return int(row[0]) if row else None

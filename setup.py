@@ -1,0 +1,46 @@
+"""faerslake: FAERS quarterly releases into Delta Lake, de-duplicated, with cohort studies."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+_version = re.search(
+    r'__version__ = "([^"]+)"', Path("lib/faerslake/__init__.py").read_text()
+).group(1)
+
+# PySpark and Delta are an extra: Databricks runtimes bring their own.
+# The pair is pinned together: delta-spark 4.4.0 is the newest release whose
+# jars (io.delta:delta-spark_4.2_2.13) are on Maven Central, built for Spark 4.2.
+SPARK = ["pyspark==4.2.0", "delta-spark==4.4.0"]
+
+setup(
+    name="faerslake",
+    version=_version,
+    description="FAERS / legacy AERS quarterly releases into Delta Lake, with cohort studies",
+    long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    package_data={"faerslake": ["resources/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "pandas>=2.2,<3",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "matplotlib>=3.8",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "spark": SPARK,
+        "dev": SPARK
+        + [
+            "pytest>=8",
+            "statsmodels>=0.14",
+            "hypothesis>=6.100",
+            "duckdb>=1.1",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["faerslake=faerslake.cli:main"]},
+)

@@ -1,0 +1,43 @@
+"""One Spark session for the whole test run (delta-io's testing habits)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = (REPO.parent / "shared" / "faers-samples").resolve()
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from faerslake.config import SparkSettings
+    from faerslake.session import get_spark
+
+    wh = tmp_path_factory.mktemp("spark-warehouse")
+    session = get_spark(
+        "faerslake-tests",
+        SparkSettings(master="local[2]", driver_memory="2g", shuffle_partitions=2),
+        extra_conf={
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": str(wh),
+            "spark.databricks.delta.snapshotPartitions": "2",
+            "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
+            "spark.default.parallelism": "2",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not SAMPLES.exists():
+        pytest.fail(f"genuine FAERS samples not found at {SAMPLES}")
+    return SAMPLES
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
