@@ -1,0 +1,89 @@
+"""``faerslake run``: ingest -> build -> study in one command.
+
+Writes, beside the study folder ``OUT/<study>/``, ``OUT/ingest_audit.csv``
+(one row per table file of the quarters this run covers) and
+``OUT/dedup_summary.csv``. Each stage logs a progress line; ingest logs one
+per quarter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from faerslake.config import PipelineConfig, Study, load_pipeline_config
+from faerslake.outputs import atomic_write_csv
+from faerslake.tables import Warehouse
+
+AUDIT_COLUMNS = ["quarter", "table", "source_file", "lines_read", "rows_loaded",
+                 "rows_repaired", "lines_repaired", "rows_quarantined"]
+TABLE_ORDER = ["demo", "drug", "indi", "reac", "outc", "rpsr", "ther"]
+
+
+def audit_frame(spark, wh: Warehouse, quarters: list[str] | None) -> pd.DataFrame:
+    """The audit rows of the warehouse (restricted to ``quarters``), sorted.
+
+    One row per table file: a few hundred rows for the whole archive, so it
+    is safe to bring to the driver.
+    """
+    from faerslake.quarters import quarter_index
+
+    if not wh.exists(spark, "bronze", "ingest_audit"):
+        return pd.DataFrame(columns=AUDIT_COLUMNS)
+    df = wh.read(spark, "bronze", "ingest_audit").select(*AUDIT_COLUMNS)
+    if quarters:
+        df = df.where(df.quarter.isin(quarters))
+    pdf = df.toPandas()
+    pdf["_q"] = pdf["quarter"].map(quarter_index)
+    pdf["_t"] = pdf["table"].map(lambda t: TABLE_ORDER.index(t) if t in TABLE_ORDER else 99)
+    return pdf.sort_values(["_q", "_t", "source_file"]).drop(columns=["_q", "_t"]).reset_index(drop=True)
+
+
+def run(
+    spark,
+    source: str,
+    warehouse: str,
+    output: str,
+    study: Study,
+    quarters: list[str] | None = None,
+    force: bool = False,
+    strict_dedup: bool | None = None,
+    cfg: PipelineConfig | None = None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Run the whole pipeline; return the cohort results (one row per cohort)."""
+    from faerslake.gold import run_study
+    from faerslake.ingest import ingest
+    from faerslake.silver import build
+
+    cfg = cfg or load_pipeline_config()
+    if strict_dedup is None:
+        strict_dedup = study.strict_dedup if study.strict_dedup is not None else cfg.build.strict_dedup
+    wh = Warehouse(warehouse, cfg.tables)
+    out = Path(output)
+    t0 = time.time()
+
+    log(f"[1/3] ingest {source} -> {wh.path('bronze', '')}")
+    ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg, log=log)
+    audit = audit_frame(spark, wh, quarters)
+    atomic_write_csv(out / "ingest_audit.csv", audit)
+    log(f"[1/3] ingest done: {len(audit)} table files, {int(audit['rows_loaded'].sum()) if len(audit) else 0} rows "
+        f"loaded, {int(audit['rows_quarantined'].sum()) if len(audit) else 0} quarantined ({time.time() - t0:.0f}s)")
+
+    t1 = time.time()
+    log(f"[2/3] build silver (strict de-duplication {'on' if strict_dedup else 'off'})")
+    result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log)
+    summary = result.dedup_summary
+    atomic_write_csv(out / "dedup_summary.csv", summary)
+    kept = int(summary.loc[summary["scope"] == "all", "reports_kept"].iloc[0]) if len(summary) else 0
+    log(f"[2/3] build done: {kept} reports kept ({time.time() - t1:.0f}s)")
+
+    t2 = time.time()
+    log(f"[3/3] study {study.name}")
+    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log)
+    log(f"[3/3] study done ({time.time() - t2:.0f}s); outputs in {out / study.name}; "
+        f"total {time.time() - t0:.0f}s")
+    return results
