@@ -40,10 +40,13 @@ lint: install
 bench: install
 	$(PY) bench/run_bench.py
 
+# The wheel (Databricks, pip) and dist/faerslake.zip for spark-submit --py-files:
+# the same archive (a pure wheel is a zip Python imports from). build/ is
+# removed too, or files deleted from lib/ would linger in the wheel.
 dist: install
-	rm -rf dist && mkdir -p dist
+	rm -rf dist build && mkdir -p dist
 	$(PY) -m pip wheel -q --no-deps -w dist .
-	cd lib && zip -qr ../dist/faerslake.zip faerslake -x '*__pycache__*'
+	cp dist/faerslake-*-py3-none-any.whl dist/faerslake.zip
 
 clean:
 	rm -rf $(OUT) $(WH) dist build .pytest_cache

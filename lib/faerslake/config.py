@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +26,31 @@ from faerslake.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE_CONF = REPO_ROOT / "conf" / "pipeline.yaml"
-DEFAULT_STUDY = REPO_ROOT / "conf" / "studies" / "botox_depression.yaml"
+
+
+def _default_study() -> Path:
+    """``conf/studies/botox_depression.yaml`` of a checkout, else the copy shipped
+    as package data (installed wheel, Databricks; a ``--py-files`` zip, whose copy
+    is written once to a temp folder because a file inside a zip has no path)."""
+    in_repo = REPO_ROOT / "conf" / "studies" / "botox_depression.yaml"
+    if in_repo.exists():
+        return in_repo
+    from importlib.resources import files
+
+    packaged = files("faerslake") / "resources" / "botox_depression.yaml"
+    if isinstance(packaged, Path):
+        return packaged
+    data = packaged.read_bytes()
+    dest = Path(tempfile.gettempdir()) / f"faerslake-{hashlib.sha256(data).hexdigest()[:16]}" / packaged.name
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    return dest
+
+
+DEFAULT_STUDY = _default_study()
 
 
 # --------------------------------------------------------------------------- #
