@@ -1,0 +1,339 @@
+"""Gold layer on hand-built silver tables: every rule of study-spec §3 with
+exact members and exact a, b, c, d per cohort, and the §5 output contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pandas as pd
+import pytest
+from faerslake import gold
+from faerslake.config import load_study
+from faerslake.errors import InputError
+from faerslake.tables import Warehouse
+
+# --- the silver contract (docs/architecture.md), explicit schemas --------- #
+REPORTS_SCHEMA = (
+    "report_key BIGINT, caseid BIGINT, caseversion INT, era STRING, quarter STRING, fda_dt STRING, "
+    "event_dt STRING, event_date DATE, age_years DOUBLE, sex STRING, reporter_country STRING, "
+    "occp_cod STRING, rept_cod STRING, i_f_code STRING"
+)
+DRUGS_SCHEMA = (
+    "report_key BIGINT, quarter STRING, drug_seq BIGINT, role_cod STRING, drugname STRING, "
+    "prod_ai STRING, drugname_norm STRING, prod_ai_norm STRING"
+)
+INDI_SCHEMA = "report_key BIGINT, quarter STRING, drug_seq BIGINT, indi_pt STRING, indi_pt_norm STRING"
+REAC_SCHEMA = "report_key BIGINT, quarter STRING, pt STRING, pt_norm STRING"
+
+
+def norm_drug(s):
+    """Spec §1 drug normalisation (what silver writes in *_norm)."""
+    if s is None:
+        return None
+    return re.sub(r"\.+$", "", re.sub(r"\s+", " ", s.upper().strip()))
+
+
+def norm_pt(s):
+    return None if s is None else s.strip().upper()
+
+
+Q = "2015Q1"
+# key: (quarter, age, sex, [(drug_seq, role, drugname, prod_ai, [indication PTs])], [reaction PTs])
+REPORTS = {
+    1: (Q, 40.0, "F", [(1, "PS", "Botox", "ONABOTULINUMTOXINA", ["Migraine"])], ["Depression"]),
+    2: (Q, 55.0, "F", [(1, "PS", "BOTOX", None, ["CHRONIC MIGRAINE"])], ["Nausea"]),
+    # control with a mixed-case event PT (silver normalises it)
+    3: (Q, 30.0, "M", [(1, "PS", "TOPIRAMATE", "TOPIRAMATE", ["migraine "])], ["Depressed mood "]),
+    4: (Q, 70.0, "F", [(1, "PS", "TOPIRAMATE", "TOPIRAMATE", ["MIGRAINE"])], ["Headache"]),
+    # BoNT without its own cohort indication, another drug's spasticity: neither
+    5: (Q, 20.0, "M", [(1, "PS", "BOTOX", None, []), (2, "SS", "BACLOFEN", None, ["MUSCLE SPASTICITY"])],
+        ["Depression"]),
+    # exposed for migraine; spasms are another drug's: neither in spasticity
+    6: (Q, 45.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE"]), (2, "C", "TIZANIDINE", None, ["MUSCLE SPASMS"])],
+        []),
+    # exposed in two cohorts
+    7: (Q, 66.0, "F", [(1, "PS", "DYSPORT", "ABOBOTULINUMTOXINA", ["TORTICOLLIS"]),
+                       (2, "PS", "DYSPORT", "ABOBOTULINUMTOXINA", ["Blepharospasm"])], ["DEPRESSION"]),
+    # control in two cohorts
+    8: (Q, 50.0, "M", [(1, "PS", "IBUPROFEN", None, ["NECK PAIN"]), (2, "C", "PROPRANOLOL", None, ["MIGRAINE"])],
+        []),
+    # exclusions by antidepressant: INN inside a salt name, brand, prod_ai only
+    9: (Q, 35.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE"]), (2, "C", "SERTRALINE HYDROCHLORIDE", None, [])],
+        []),
+    10: (Q, 35.0, "F", [(1, "PS", "TOPIRAMATE", None, ["MIGRAINE"]), (2, "C", "Zoloft.", None, [])], ["DEPRESSION"]),
+    11: (Q, 35.0, "F", [(1, "PS", "TOPIRAMATE", None, ["MIGRAINE"]),
+                        (2, "C", "GENERIC CAPSULE", "DULOXETINE  HYDROCHLORIDE", [])], []),
+    # exclusions by depression indication (another drug's; the BoNT row's own)
+    12: (Q, 35.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE"]), (2, "C", "LITHIUM", None, ["Depression"])], []),
+    13: (Q, 35.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE", "MAJOR DEPRESSION"])], []),
+    # decoy: antitoxin is not exposure, so this is a control
+    14: (Q, 60.0, "M", [(1, "PS", "BOTULISM ANTITOXIN HEPTAVALENT", "BOTULINUM ANTITOXIN", ["MIGRAINE"])],
+         ["DEPRESSION"]),
+    # BoNT as concomitant: exposed without a role filter, neither with [PS, SS]
+    15: (Q, 33.0, "F", [(1, "C", "BOTOX", None, ["MIGRAINE"])], []),
+    # legacy quarter, dropped by a period filter
+    16: ("2010Q1", 41.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE"])], ["DEPRESSION"]),
+    # INDI row pointing at no drug row: no cohort
+    18: (Q, 41.0, "F", [(1, "PS", "TOPIRAMATE", None, [])], []),
+    19: (Q, None, None, [(1, "PS", "BACLOFEN", None, ["Muscle Spasticity"])], []),
+    # drug row with no text at all
+    20: (Q, 25.0, "UNK", [(1, "PS", None, None, ["MIGRAINE"]), (2, "SS", "Xeomin", None, [])], []),
+}
+# report 20: XEOMIN without a cohort indication, another (nameless) drug for migraine: neither
+
+
+def silver_frames(spark, reports=REPORTS):
+    rep, drugs, indi, reac = [], [], [], []
+    for key, (q, age, sex, drug_rows, pts) in reports.items():
+        era = "legacy" if q < "2012Q4" else "faers"
+        rep.append((key, key * 10, 1, era, q, "20150101", None, None, age, sex, "US", "MD", "EXP", "I"))
+        for seq, role, name, ai, indis in drug_rows:
+            drugs.append((key, q, seq, role, name, ai, norm_drug(name), norm_drug(ai)))
+            for pt in indis:
+                indi.append((key, q, seq, pt, norm_pt(pt)))
+        for pt in pts:
+            reac.append((key, q, pt, norm_pt(pt)))
+    # child rows of the right key but another quarter (no such report): unused
+    drugs.append((1, "2016Q1", 1, "PS", "BACLOFEN", None, "BACLOFEN", None))
+    indi.append((1, "2016Q1", 1, "MUSCLE SPASTICITY", "MUSCLE SPASTICITY"))
+    indi.append((4, "2016Q1", 1, "DEPRESSION", "DEPRESSION"))  # must not exclude report 4
+    indi.append((18, Q, 9, "MIGRAINE", "MIGRAINE"))
+    reac.append((2, "2016Q1", "DEPRESSION", "DEPRESSION"))  # must not give report 2 the event
+    return (spark.createDataFrame(rep, REPORTS_SCHEMA), spark.createDataFrame(drugs, DRUGS_SCHEMA),
+            spark.createDataFrame(indi, INDI_SCHEMA), spark.createDataFrame(reac, REAC_SCHEMA))
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_study()  # the default study file: spec §3 lists
+
+
+@pytest.fixture(scope="module")
+def silver(spark):
+    return silver_frames(spark)
+
+
+def members_of(spark, silver, study):
+    df = gold.cohort_members(spark, *silver, study)
+    assert df.columns == gold.MEMBER_COLUMNS
+    return {(r.report_key, r.quarter, r.cohort): (r.exposed, r.event) for r in df.collect()}
+
+
+def counts_of(spark, silver, study):
+    df = gold.cohort_counts(gold.cohort_members(spark, *silver, study), study)
+    return {r["cohort"]: (r["exposed_events"], r["exposed_reports"] - r["exposed_events"],
+                          r["control_events"], r["control_reports"] - r["control_events"])
+            for r in df.to_dict("records")}
+
+
+EXPECTED_MEMBERS = {
+    (1, Q, "migraine"): (True, True),
+    (2, Q, "migraine"): (True, False),
+    (3, Q, "migraine"): (False, True),
+    (4, Q, "migraine"): (False, False),
+    (6, Q, "migraine"): (True, False),
+    (7, Q, "torticollis"): (True, True),
+    (7, Q, "blepharospasm"): (True, True),
+    (8, Q, "torticollis"): (False, False),
+    (8, Q, "migraine"): (False, False),
+    (14, Q, "migraine"): (False, True),
+    (15, Q, "migraine"): (True, False),
+    (16, "2010Q1", "migraine"): (True, True),
+    (19, Q, "spasticity"): (False, False),
+}
+
+
+def test_members_follow_every_rule(spark, silver, study):
+    assert members_of(spark, silver, study) == EXPECTED_MEMBERS
+
+
+def test_exact_2x2_per_cohort(spark, silver, study):
+    got = counts_of(spark, silver, study)
+    assert list(got) == [c.name for c in study.cohorts]  # study order, zero cohorts included
+    assert got == {
+        "cosmetic": (0, 0, 0, 0),
+        "migraine": (2, 3, 2, 2),  # exposed 1,16 | 2,6,15; control 3,14 | 4,8
+        "spasticity": (0, 0, 0, 1),
+        "torticollis": (1, 0, 0, 1),
+        "blepharospasm": (1, 0, 0, 0),
+        "hyperhidrosis": (0, 0, 0, 0),
+        "sialorrhea": (0, 0, 0, 0),
+        "bladder": (0, 0, 0, 0),
+    }
+
+
+def test_role_code_filter(spark, silver, study):
+    ps_ss = dataclasses.replace(study, exposure_role_codes=["PS", "SS"])
+    members = members_of(spark, silver, ps_ss)
+    # report 15 (BoNT as concomitant) is no longer exposed, and not a control either
+    assert (15, Q, "migraine") not in members
+    expected = {k: v for k, v in EXPECTED_MEMBERS.items() if k[0] != 15}
+    assert members == expected
+    assert counts_of(spark, silver, ps_ss)["migraine"] == (2, 2, 2, 2)
+
+
+def test_period_filter(spark, silver, study):
+    recent = dataclasses.replace(study, period="2012Q4:2020Q4")
+    members = members_of(spark, silver, recent)
+    assert {k for k in EXPECTED_MEMBERS if k[1] == "2010Q1"} == {(16, "2010Q1", "migraine")}
+    assert members == {k: v for k, v in EXPECTED_MEMBERS.items() if k[1] != "2010Q1"}
+    assert counts_of(spark, silver, recent)["migraine"] == (1, 3, 2, 2)
+    legacy = dataclasses.replace(study, period="2010Q1")
+    assert members_of(spark, silver, legacy) == {(16, "2010Q1", "migraine"): (True, True)}
+
+
+def test_exclusions_can_be_switched_off(spark, silver, study):
+    off = dataclasses.replace(study, exclusions=dataclasses.replace(study.exclusions, enabled=False))
+    members = members_of(spark, silver, off)
+    back = {k: v for k, v in members.items() if k not in EXPECTED_MEMBERS}
+    assert back == {
+        (9, Q, "migraine"): (True, False),
+        (10, Q, "migraine"): (False, True),
+        (11, Q, "migraine"): (False, False),
+        (12, Q, "migraine"): (True, False),
+        (13, Q, "migraine"): (True, False),
+    }
+    # only the depression-indication rule: the antidepressant reports come back
+    indi_only = dataclasses.replace(
+        study, exclusions=dataclasses.replace(study.exclusions, drug_tokens=[]))
+    assert {k[0] for k in members_of(spark, silver, indi_only)} - {k[0] for k in EXPECTED_MEMBERS} \
+        == {9, 10, 11}
+    # only the drug rule: the depression-indication reports come back
+    drug_only = dataclasses.replace(
+        study, exclusions=dataclasses.replace(study.exclusions, outcome_indications=False))
+    assert {k[0] for k in members_of(spark, silver, drug_only)} - {k[0] for k in EXPECTED_MEMBERS} \
+        == {12, 13}
+
+
+def test_drug_match_expression_on_edge_cases(spark, study):
+    rows = [
+        ("BOTOX", None), (None, "ONABOTULINUMTOXINA"), ("BOTULISM ANTITOXIN", None),
+        ("BOTOX", "BOTULINUM IMMUNE GLOBULIN"), ("XEOMIN 100 UNIT", "INCOBOTULINUMTOXINA"),
+        ("MYOBLOC", ""), (None, None), ("BOTO X", "BOTULIN"), ("DAXXIFY", None),
+    ]
+    df = spark.createDataFrame(rows, "drugname_norm STRING, prod_ai_norm STRING")
+    got = [r[0] for r in df.select(gold.drug_matches(study.exposure)).collect()]
+    assert got == [True, True, False, False, True, True, False, False, True]
+
+
+def test_input_contract_is_checked(spark, silver, study):
+    reports, drugs, indi, reac = silver
+    with pytest.raises(InputError, match="'drugs' lacks column.*prod_ai_norm"):
+        gold.cohort_members(spark, reports, drugs.drop("prod_ai_norm"), indi, reac, study)
+
+
+# --------------------------------------------------------------------------- #
+# run_study end to end: Delta tables, CSV, console table
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def study_run(spark, silver, study, tmp_path_factory):
+    root = tmp_path_factory.mktemp("gold")
+    wh_root, out = str(root / "wh"), root / "out"
+    wh = Warehouse(wh_root)
+    for name, df in zip(["reports", "drugs", "indications", "reactions"], silver, strict=True):
+        wh.write(df, "silver", name)
+    logs = []
+    result = gold.run_study(spark, wh_root, study, str(out), log=logs.append)
+    return wh, out, result, logs
+
+
+EXPECTED_ROWS = [
+    # cohort, exposed_reports, exposed_events, control_reports, control_events
+    ("cosmetic", 0, 0, 0, 0), ("migraine", 5, 2, 4, 2), ("spasticity", 0, 0, 1, 0),
+    ("torticollis", 1, 1, 1, 0), ("blepharospasm", 1, 1, 0, 0), ("hyperhidrosis", 0, 0, 0, 0),
+    ("sialorrhea", 0, 0, 0, 0), ("bladder", 0, 0, 0, 0),
+]
+
+
+def test_run_study_results_csv_and_delta(spark, study_run, study):
+    from scipy.stats import fisher_exact
+
+    wh, out, result, _ = study_run
+    csv = pd.read_csv(out / "botox_depression" / "cohort_results.csv")
+    spec_cols = ["study", "cohort", "exposed_reports", "exposed_events", "control_reports",
+                 "control_events", "ror", "ror_ci_lower", "ror_ci_upper", "haldane_corrected",
+                 "fisher_p", "fisher_q"]
+    assert list(csv.columns[:12]) == spec_cols
+    assert {"prr", "prr_chi2"} <= set(csv.columns)
+    got = [tuple(r) for r in csv[["cohort", "exposed_reports", "exposed_events", "control_reports",
+                                  "control_events"]].itertuples(index=False)]
+    assert got == EXPECTED_ROWS
+    assert (csv["study"] == "botox_depression").all()
+    m = csv.set_index("cohort")
+    # migraine: a=2 b=3 c=2 d=2 -> ROR (2/3)/(2/2); Fisher on the raw table
+    assert m.loc["migraine", "ror"] == pytest.approx(2 / 3)
+    assert not m.loc["migraine", "haldane_corrected"]
+    assert m.loc["migraine", "fisher_p"] == pytest.approx(fisher_exact([[2, 3], [2, 2]])[1])
+    # torticollis: a=1 b=0 c=0 d=1 -> Haldane (1.5/0.5)/(0.5/1.5) = 9
+    assert m.loc["torticollis", "ror"] == pytest.approx(9.0)
+    assert m.loc["torticollis", "haldane_corrected"]
+    # empty / one-sided cohorts: null ROR and p, written as empty CSV fields
+    for c in ["cosmetic", "spasticity", "blepharospasm", "bladder"]:
+        assert pd.isna(m.loc[c, "ror"]) and pd.isna(m.loc[c, "ror_ci_lower"]) and pd.isna(m.loc[c, "fisher_p"])
+    # BH over the two cohorts with a p-value
+    assert m["fisher_p"].notna().sum() == 2
+    assert m.loc["migraine", "fisher_q"] == pytest.approx(1.0)
+
+    delta = wh.read(spark, "gold", "botox_depression/cohort_results").toPandas()
+    assert list(delta.columns) == list(csv.columns)
+    assert delta.set_index("cohort").loc["cosmetic", "ror"] is None or pd.isna(
+        delta.set_index("cohort").loc["cosmetic", "ror"])
+    dtypes = dict(wh.read(spark, "gold", "botox_depression/cohort_results").dtypes)
+    assert dtypes["ror"] == "double" and dtypes["haldane_corrected"] == "boolean"
+    assert dtypes["exposed_reports"] == "bigint"
+    pd.testing.assert_frame_equal(result.reset_index(drop=True), csv, check_dtype=False)
+
+
+def test_run_study_members_table(spark, study_run):
+    wh, _, _, _ = study_run
+    df = wh.read(spark, "gold", "botox_depression/cohort_members")
+    assert df.columns == ["report_key", "quarter", "cohort", "exposed", "event"]
+    assert dict(df.dtypes)["exposed"] == "boolean"
+    got = {(r.report_key, r.quarter, r.cohort): (r.exposed, r.event) for r in df.collect()}
+    assert got == EXPECTED_MEMBERS
+
+
+def test_run_study_mantel_haenszel(spark, study_run):
+    wh, out, result, _ = study_run
+    mh = pd.read_csv(out / "botox_depression" / "mantel_haenszel.csv")
+    assert list(mh["cohort"]) == [c for c, *_ in EXPECTED_ROWS]
+    assert wh.exists(spark, "gold", "botox_depression/mantel_haenszel")
+    # every migraine report is F except report 3 (M, 30y control with event)
+    # and report 8 (M, 50y control). Strata of migraine (sex, age band, era):
+    #  F/18-44/faers: exposed 1(E),6,15 ; control none
+    #  F/45-64/faers: exposed 2 ; F/65+/faers: control 4 ; F/18-44/legacy: exposed 16(E)
+    #  M/18-44/faers: control 3(E) ; M/45-64/faers: control 8
+    # no stratum has both exposed and controls -> Σad/n = Σbc/n = 0 -> null
+    row = mh.set_index("cohort").loc["migraine"]
+    assert pd.isna(row["mh_ror"])
+    assert row["crude_ror"] == pytest.approx(2 / 3)
+
+
+def test_print_cohort_table(study_run, capsys):
+    _, _, result, _ = study_run
+    gold.print_cohort_table(result)
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    assert lines[0] == "study: botox_depression"
+    assert lines[1].split() == ["cohort", "exposed", "events", "control", "events", "ROR", "95%", "CI",
+                                "fisher_p", "q"]
+    body = lines[3:11]
+    assert [ln.split()[0] for ln in body] == [c for c, *_ in EXPECTED_ROWS]
+    assert body[1].split()[:6] == ["migraine", "5", "2", "4", "2", "0.667"]
+    assert body[3].split()[5] == "9*"  # Haldane marked
+    assert len({len(ln) for ln in body}) == 1  # fixed width
+    assert "Haldane" in lines[-1]
+
+
+def test_run_study_report_without_upstream_tables(study_run):
+    _, out, _, _ = study_run
+    md = (out / "botox_depression" / "report.md").read_text()
+    assert "Ingest audit totals: not available." in md
+    assert "De-duplication summary: not available." in md
+    assert "Source manifest SHA-256s: not available." in md
+
+
+def test_run_study_without_silver_is_a_clear_error(spark, study, tmp_path):
+    with pytest.raises(InputError, match="silver table 'reports' not found.*faerslake build"):
+        gold.run_study(spark, str(tmp_path / "empty"), study, str(tmp_path / "out"))
