@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", required=True)
     p.add_argument("--reports", type=int, default=5000, help="number of cases (default 5000)")
     p.add_argument("--seed", type=int, default=20200101)
-    p.add_argument("--quarters", default=None, help="default 2011Q3:2013Q2 (both eras)")
+    p.add_argument("--quarters", default=None,
+                   help="e.g. 2012Q2:2012Q4,2019Q1 (default 2012Q2,2012Q3,2012Q4,2014Q3,2019Q1: both eras, every quirk)")
     p.add_argument("--zip", action="store_true", help="write FDA-style zips instead of folders")
     _common(p)
 
