@@ -261,10 +261,10 @@ _COUNTRY = [("UNITED STATES", "US"), ("CANADA", "CA"), ("JAPAN", "JP"), ("GERMAN
 # the planted effect is depression less common among BoNT reports; bladder shows none,
 # sialorrhea has no BoNT report with depression.
 _COHORT_PLAN = {
-    "cosmetic": (10, 2, 0.05, 0.18), "migraine": (4, 12, 0.08, 0.22),
-    "spasticity": (3, 9, 0.07, 0.20), "torticollis": (3, 4, 0.06, 0.20),
-    "blepharospasm": (2, 1, 0.05, 0.18), "hyperhidrosis": (2, 2, 0.05, 0.18),
-    "sialorrhea": (1, 2, 0.0, 0.15), "bladder": (2, 8, 0.17, 0.20),
+    "cosmetic": (10, 2, 0.04, 0.20), "migraine": (4, 12, 0.07, 0.25),
+    "spasticity": (3, 9, 0.06, 0.22), "torticollis": (3, 4, 0.05, 0.22),
+    "blepharospasm": (2, 1, 0.04, 0.20), "hyperhidrosis": (2, 2, 0.04, 0.20),
+    "sialorrhea": (1, 2, 0.0, 0.18), "bladder": (2, 8, 0.18, 0.22),
 }
 _DEFAULT_PLAN = (2, 4, 0.07, 0.20)
 _BG_EVENT_P = 0.05
@@ -620,7 +620,7 @@ class _Gen:
             out.append((self.drug_text(name), ai, [ind] if self.rng.random() < 0.8 else []))
         return out
 
-    def profile(self, kind: str, year: int) -> dict:
+    def profile(self, kind: str, year: int, variant: int | None = None) -> dict:
         """A case's content: drugs (name, prod_ai, [indication PTs]), reactions pool, event rate."""
         rng = self.rng
         pr: dict = {"kind": kind, "orphan": None, "reac_pool": _REAC_BG, "event_p": _BG_EVENT_P}
@@ -667,7 +667,7 @@ class _Gen:
             return pr
         if kind == "antitoxin":  # antitoxin is not exposure: a control
             c = cohort(self.ctl_w)
-            name, ai = rng.choice(_ANTITOXIN)
+            name, ai = rng.choice(_ANTITOXIN) if variant is None else _ANTITOXIN[variant]
             pr.update(drugs=[(name, ai, ["BOTULISM"]), control_drug(c)], event_p=0.1)
             return pr
         if kind == "bont_other_indication":  # neither exposed nor control
@@ -692,7 +692,7 @@ class _Gen:
         if kind == "two_cohorts_exposed":
             c1, c2 = rng.sample(self.cohort_names, 2)
             pr.update(drugs=[bont_drug([rng.choice(self.cohort_pts[c1]), rng.choice(self.cohort_pts[c2])])],
-                      reac_pool=_REAC_BONT, event_p=0.06)
+                      reac_pool=_REAC_BONT, event_p=min(self.plan[c1][2], self.plan[c2][2]))
             return pr
         if kind == "two_cohorts_control":
             c1, c2 = rng.sample(self.cohort_names, 2)
@@ -831,6 +831,7 @@ class _Gen:
         start_version = 1 if rng.random() < 0.7 else rng.randint(2, 6)
         dup = rng.random() < 0.04
         damage = ""
+        variant = None
         if special:
             dup = False
             if special == "deleted_2004":
@@ -842,7 +843,7 @@ class _Gen:
             elif special == "v9_v10":
                 kind, start_version, positions = "control", 9, [p0, p0 + 1]
             elif special == "dup_primaryid":
-                kind, positions, dup = "exposed", [p0], True
+                kind, positions, dup = "control", [p0], True
             elif special == "older_drugs_differ":
                 kind, positions = "control", [p0, p0 + 1]
             elif special == "legacy_same_quarter_tie":
@@ -855,13 +856,16 @@ class _Gen:
                 kind, positions, damage = "exposed", [p0], special
             elif special == "deleted_exposed":
                 kind, positions = "exposed", [p0]
+            elif special.startswith("antitoxin:"):
+                kind, positions = "antitoxin", [p0]
+                variant = int(special.split(":")[1])
             else:
                 kind, positions = special, [p0]
         if positions is None:
             positions = self.plan_positions(p0, nver)
         if kind == "exposed_ai_only" and not lay0.has_prod_ai:
             kind = "exposed"
-        latest = self.profile(kind, year0)
+        latest = self.profile(kind, year0, variant)
         person = self.person(caseid)
         # caseversions and dates
         n = len(positions)
@@ -942,9 +946,11 @@ def _specials(layouts: list[Layout]) -> list[tuple[int, str]]:
         out += [(pairs[0], "v9_v10"), (pairs[-1], "dup_primaryid"), (pairs[0], "older_drugs_differ")]
     if dels:
         out.append((dels[0], "deleted_exposed"))
-    b = [i for i in faers if "prod_ai" in [k for _, k in layouts[i].columns["drug"]]]
+    b = [i for i in faers if layouts[i].has_prod_ai]
     if b:
         out.append((b[0], "exposed_ai_only"))
+    # every antitoxin decoy where prod_ai is written (where it is not, too)
+    out += [(b[-1] if b else 0, f"antitoxin:{v}") for v in range(len(_ANTITOXIN))]
     for k, kind in enumerate(["antitoxin", "bont_other_indication", "antidep_exposed", "antidep_control",
                               "deprind_exposed", "deprind_control", "two_cohorts_exposed",
                               "two_cohorts_control", "orphan_indication"]):
