@@ -3,7 +3,8 @@
 ``get_spark()`` decides, in this order:
 
 1. an active session (Databricks, notebooks, a test fixture) is returned
-   untouched;
+   untouched; on a Databricks Runtime without an active session (a wheel
+   task) the runtime's own session is taken as it is;
 2. under ``spark-submit`` (or the ``pyspark`` shell) the JVM is already
    running with the cluster's master and settings: a session is built on it
    without a ``.master()``; only the Delta SQL extension and catalog are added
@@ -88,6 +89,11 @@ def _active_session():
     return SparkSession.getActiveSession()
 
 
+def on_databricks() -> bool:
+    """True on a Databricks Runtime (jobs, wheel tasks, notebooks)."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
 def under_spark_submit() -> bool:
     """True when a JVM launched us (spark-submit, pyspark shell)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -130,6 +136,10 @@ def get_spark(
     from pyspark.errors import PySparkRuntimeError
     from pyspark.sql import SparkSession
 
+    if on_databricks():
+        # The runtime's session has Delta and Unity Catalog set up; setting
+        # spark_catalog to DeltaCatalog there would replace UC's catalog.
+        return SparkSession.builder.appName(app_name).getOrCreate()
     if under_spark_submit():
         builder = SparkSession.builder.appName(app_name)
         from pyspark import SparkContext
