@@ -471,3 +471,33 @@ def test_cli_generate(tmp_path):
     assert main(["generate", "--dest", str(tmp_path / "cli"), "--reports", "100", "--quarters", "2012Q3:2012Q4"]) == 0
     assert (tmp_path / "cli" / "aers_ascii_2012q3" / "ascii" / "DEMO12Q3.TXT").is_file()
     assert json.loads((tmp_path / "cli" / "_truth.json").read_text())["generator"]["quarters"] == ["2012Q3", "2012Q4"]
+
+
+def test_other_quarter_quirks_and_recount(tmp_path):
+    # 2017Q4 has LF line ends, 2018Q1 a DEMO18Q1_new.txt, 2020/2021 other deleted-list names
+    d = tmp_path / "o"
+    generate(d, 300, seed=21, quarters=["2017Q4", "2018Q1", "2020Q4", "2021Q1"], log=quiet)
+    truth = json.loads((d / "_truth.json").read_text())
+    q4 = (d / "faers_ascii_2017q4/ascii/DEMO17Q4.txt").read_bytes()
+    assert b"\r" not in q4 and q4.count(b"\n") == truth["ingest"][0]["lines_read"] + 1
+    assert (d / "faers_ascii_2018q1/ASCII/DEMO18Q1_new.txt").is_file()
+    assert (d / "faers_ascii_2020Q4/deleted/20Q4DeletedCases.txt").is_file()
+    assert (d / "faers_ascii_2021Q1/DELETED/ADR21Q1DeletedCases.txt").is_file()
+    got = _recount(d)
+    assert got["cohorts"] == truth["cohorts"] and got["dedup"] == truth["dedup"]
+    assert truth["dedup"]["all"]["removed_deleted"] > 0
+
+
+def test_whole_archive_span_small(tmp_path):
+    # every quarter FDA published, few cases: the open-file window and era hand-over hold
+    from faerslake.quarters import quarter_range
+
+    qs = quarter_range("2004Q1:2026Q2")
+    d = tmp_path / "all"
+    s = generate(d, 1500, seed=1, quarters=qs, log=quiet)
+    assert len(s.containers) == len(qs) == 90
+    truth = json.loads((d / "_truth.json").read_text())
+    got = _recount(d)
+    assert got["cohorts"] == truth["cohorts"] and got["dedup"] == truth["dedup"]
+    # the 2004-era case sits in 2004Q1 and is deleted by 2019Q1's list
+    assert truth["dedup"]["2004Q1"]["removed_deleted"] >= 1

@@ -124,10 +124,7 @@ class Layout:
     bom_tables: frozenset[str]
     deleted_path: str | None  # relative path of the deleted-case list
     extras: tuple[tuple[str, bytes], ...]
-
-    @property
-    def has_prod_ai(self) -> bool:
-        return any(k == "prod_ai" for _, k in self.columns["drug"])
+    has_prod_ai: bool = False  # set by layout_for from the DRUG columns
 
 
 def layout_for(quarter: str, pos: int = 0) -> Layout:
@@ -149,6 +146,7 @@ def layout_for(quarter: str, pos: int = 0) -> Layout:
                       trailing_header=False, trailing_row=True, eol="\r\n",
                       bom_tables=frozenset(), deleted_path=None, extras=extras)
     cols = _faers_columns(q)
+    has_ai = any(k == "prod_ai" for _, k in cols["drug"])
     if q == "2012Q4":
         files = {t: f"{t}{yy}q{qn}.txt" for t in TABLES}
     else:
@@ -172,7 +170,7 @@ def layout_for(quarter: str, pos: int = 0) -> Layout:
                   data_dir, files, cols, trailing_header=trailing, trailing_row=trailing,
                   eol="\n" if q == "2017Q4" else "\r\n",
                   bom_tables=frozenset({"drug"}) if q == "2012Q4" else frozenset(),
-                  deleted_path=deleted, extras=extras)
+                  deleted_path=deleted, extras=extras, has_prod_ai=has_ai)
 
 
 # --------------------------------------------------------------------------- #
@@ -251,6 +249,17 @@ _REAC_BG = ["NAUSEA", "HEADACHE", "FATIGUE", "DIZZINESS", "DRUG INEFFECTIVE", "R
 _REAC_BONT = ["INJECTION SITE PAIN", "EYELID PTOSIS", "DYSPHAGIA", "MUSCULAR WEAKNESS",
               "DRUG INEFFECTIVE", "HEADACHE", "NECK PAIN", "DIPLOPIA", "BOTULISM"]
 _ROUTES = ["ORAL", "INTRAMUSCULAR", "SUBCUTANEOUS", "INTRAVENOUS", "TOPICAL", "UNKNOWN"]
+_ROLES = ["PS"] + ["SS"] * 2 + ["C"] * 6 + ["I"]
+# The drug columns no rule reads, pre-combined so a drug row costs one random draw.
+_DRUG_FILLERS = [
+    {"val_vbm": "1", "route": route, "dose_vbm": dose, "dechal": dechal, "rechal": rechal, "lot_num": "",
+     "exp_dt": "", "nda_num": nda, "dose_amt": amt, "dose_unit": unit, "dose_form": "", "dose_freq": freq}
+    for route in _ROUTES
+    for dose, amt, unit, freq in [("UNK", "", "", ""), ("100 UNITS", "100", "U", ""),
+                                  ("20 MG, QD", "20", "MG", "QD"), ("", "", "", "")]
+    for dechal, rechal in [("Y", "N"), ("D", "D"), ("U", "U"), ("N", "Y")]
+    for nda in ["", "103000", "020972"]
+]
 _OUTC = ["OT", "HO", "DS", "LT", "DE", "RI", "CA"]
 _RPSR = ["HP", "CSM", "FGN", "LIT", "CR", "SDY", "DT"]
 _OCCP = ["MD", "PH", "OT", "LW", "CN", "HP"]
@@ -303,11 +312,13 @@ class GenerateSummary:
     rows_per_second: float
     containers: list[str] = field(default_factory=list)
     truth: str = ""
+    cpu_seconds: float = 0.0
 
     def __str__(self) -> str:
         return (f"{self.cases} cases, {self.reports} reports, {self.rows} rows in "
                 f"{len(self.quarters)} quarters ({', '.join(self.quarters)}) to {self.dest} "
-                f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s)")
+                f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s; "
+                f"{self.rows / max(self.cpu_seconds, 1e-9):,.0f} rows per CPU second)")
 
 
 # --------------------------------------------------------------------------- #
@@ -333,8 +344,23 @@ def drug_matches(drug: dict[str, str], tokens: list[str], exclude: list[str]) ->
     return not any(e in x for e in exclude for x in texts)
 
 
-def report_cohort_flags(rep: Report, study: Study) -> tuple[bool, dict[str, tuple[bool, bool]], bool]:
-    """(excluded, {cohort: (exposed, control)}, event) for one kept report (spec §3)."""
+def report_cohort_flags(
+    rep: Report, study: Study, memo: dict | None = None
+) -> tuple[bool, dict[str, tuple[bool, bool]], bool]:
+    """(excluded, {cohort: (exposed, control)}, event) for one kept report (spec §3).
+
+    ``memo`` caches the token tests per (drugname, prod_ai) text: the vocabulary
+    is small, and this keeps the truth cheap at tens of millions of rows.
+    """
+    memo = {} if memo is None else memo
+
+    def classify(d: dict[str, str]) -> tuple[bool, bool]:
+        k = (d["drugname"], d["prod_ai"])
+        if k not in memo:
+            memo[k] = (drug_matches(d, study.exposure.tokens, study.exposure.exclude_tokens),
+                       drug_matches(d, study.exclusions.drug_tokens, []))
+        return memo[k]
+
     outcome = set(study.outcome_pts)
     ind_by_seq: dict[str, set[str]] = {}
     for seq, pt in rep.indis:
@@ -344,18 +370,22 @@ def report_cohort_flags(rep: Report, study: Study) -> tuple[bool, dict[str, tupl
     if ex.enabled:
         if ex.outcome_indications and any(norm_pt_text(pt) in outcome for _, pt in rep.indis):
             excluded = True
-        if any(drug_matches(d, ex.drug_tokens, []) for d in rep.drugs):
+        if any(classify(d)[1] for d in rep.drugs):
             excluded = True
     roles = study.exposure_role_codes
     expo = [d for d in rep.drugs
-            if drug_matches(d, study.exposure.tokens, study.exposure.exclude_tokens)
-            and (roles is None or d["role_cod"].strip().upper() in roles)]
+            if classify(d)[0] and (roles is None or d["role_cod"].strip().upper() in roles)]
+    # indications of the exposure drug rows, and of all drug rows (linked by drug_seq)
+    expo_pts: set[str] = set()
+    for d in expo:
+        expo_pts |= ind_by_seq.get(d["drug_seq"], set())
+    all_pts: set[str] = set()
+    for d in rep.drugs:
+        all_pts |= ind_by_seq.get(d["drug_seq"], set())
     flags = {}
     for c in study.cohorts:
         cset = set(c.indications)
-        exposed = any(ind_by_seq.get(d["drug_seq"], set()) & cset for d in expo)
-        control = not expo and any(ind_by_seq.get(d["drug_seq"], set()) & cset for d in rep.drugs)
-        flags[c.name] = (exposed, control)
+        flags[c.name] = (bool(expo_pts & cset), not expo and bool(all_pts & cset))
     event = any(norm_pt_text(pt) in outcome for pt in rep.reacs)
     return excluded, flags, event
 
@@ -381,6 +411,7 @@ class _Truth:
         self.silver = dict(reports=0, drugs=0, indications=0, reactions=0, outcomes=0,
                            therapies=0, report_sources=0)
         self.kept_by_era = {"legacy": 0, "faers": 0}
+        self.memo: dict = {}
 
     def account_case(self, reports: list[Report], deleted: bool) -> None:
         read = [r for r in reports if r.damage != "dollar_demo"]  # quarantined DEMO: no report
@@ -404,7 +435,7 @@ class _Truth:
         s["therapies"] += len(kept.thers)
         s["report_sources"] += len(kept.rpsrs)
         self.kept_by_era[kept.era] += 1
-        excluded, flags, event = report_cohort_flags(kept, self.study)
+        excluded, flags, event = report_cohort_flags(kept, self.study, self.memo)
         if excluded:
             if any(e or c for e, c in flags.values()):
                 self.excluded_reports += 1
@@ -453,27 +484,34 @@ class _QuarterWriter:
                                   rows_quarantined=0)
         self.end = ("$" if lay.trailing_row else "") + lay.eol
         self.rows = 0
+        self.legacy = lay.era == "legacy"
+        n_key = 1 if self.legacy else 2
+        self.rest = {t: self.keys[t][n_key:] for t in TABLES}
+        # the fixed shapes the fast paths in write() rely on
+        assert self.rest["outc"] == ["outc_cod"] and self.rest["rpsr"] == ["rpsr_cod"]
+        assert self.rest["indi"] == ["drug_seq", "indi_pt"] and self.rest["reac"][0] == "pt"
+        self.reac_tail = "$" * (len(self.rest["reac"]) - 1)
 
-    def _line(self, t: str, d: dict[str, str]) -> str:
-        return "$".join([d.get(k, "") for k in self.keys[t]])
+    def _line(self, t: str, prefix: str, d: dict[str, str]) -> str:
+        return prefix + "$" + "$".join([d.get(k, "") for k in self.rest[t]])
 
     def _emit(self, t: str, lines: list[str]) -> None:
-        c = self.counts[t]
-        f = self.handles[t]
+        if not lines:
+            return
         end = self.end
-        for ln in lines:
-            f.write(ln + end)
+        self.handles[t].write(end.join(lines) + end)
+        c = self.counts[t]
         c["lines_read"] += len(lines)
         c["rows_loaded"] += len(lines)
         self.rows += len(lines)
 
     def write(self, r: Report) -> None:
-        base = {"isr": str(r.key), "primaryid": str(r.key), "caseid": str(r.caseid)}
-        demo = {**r.demo, **base}
+        # every table starts with the report key (legacy ISR) or primaryid$caseid (FAERS)
+        prefix = str(r.key) if self.legacy else f"{r.key}${r.caseid}"
         end = self.end
         c = self.counts
-        # DEMO
-        line = self._line("demo", demo)
+        demo = r.demo if not self.legacy else {**r.demo, "caseid": str(r.caseid)}
+        line = self._line("demo", prefix, demo)
         if r.damage == "dollar_demo":
             # a literal '$' inside MFR_NUM: one field too many, cannot be repaired
             self.handles["demo"].write(line + end)
@@ -489,8 +527,7 @@ class _QuarterWriter:
             self.rows += 1
         else:
             self._emit("demo", [line])
-        # DRUG
-        dlines = [self._line("drug", {**d, **base}) for d in r.drugs]
+        dlines = [self._line("drug", prefix, d) for d in r.drugs]
         if r.damage == "glue_drug" and len(dlines) >= 2:
             # two whole records on one physical line (each keeps its trailing '$')
             self.handles["drug"].write(dlines[0] + end.rstrip("\r\n") + dlines[1] + end)
@@ -511,11 +548,12 @@ class _QuarterWriter:
             self.rows += 1
             dlines = dlines[1:]
         self._emit("drug", dlines)
-        self._emit("reac", [self._line("reac", {**base, "pt": pt, "drug_rec_act": ""}) for pt in r.reacs])
-        self._emit("outc", [self._line("outc", {**base, "outc_cod": o}) for o in r.outcs])
-        self._emit("rpsr", [self._line("rpsr", {**base, "rpsr_cod": o}) for o in r.rpsrs])
-        self._emit("ther", [self._line("ther", {**th, **base}) for th in r.thers])
-        self._emit("indi", [self._line("indi", {**base, "drug_seq": s, "indi_pt": pt}) for s, pt in r.indis])
+        p = prefix + "$"
+        self._emit("reac", [p + pt + self.reac_tail for pt in r.reacs])
+        self._emit("outc", [p + o for o in r.outcs])
+        self._emit("rpsr", [p + o for o in r.rpsrs])
+        self._emit("ther", [self._line("ther", prefix, th) for th in r.thers])
+        self._emit("indi", [p + seq + "$" + pt for seq, pt in r.indis])
 
     def close(self, rng: random.Random, extra_deleted: list[int]) -> list[dict]:
         lay = self.layout
@@ -729,7 +767,8 @@ class _Gen:
         drugs: list[dict[str, str]] = []
         indis: list[tuple[str, str]] = []
         thers: list[dict[str, str]] = []
-        roles = ["PS"] + ["SS"] * 2 + ["C"] * 6 + ["I"]
+        roles = _ROLES
+        has_ai = lay.has_prod_ai
         for i, (name, ai, inds) in enumerate(pr["drugs"]):
             if era == "legacy":
                 seq = str(self.drug_seq_next)
@@ -737,11 +776,8 @@ class _Gen:
             else:
                 seq = str(i + 1)
             d = {"drug_seq": seq, "role_cod": "PS" if i == 0 else rng.choice(roles), "drugname": name,
-                 "prod_ai": ai if lay.has_prod_ai else "", "val_vbm": "1",
-                 "route": rng.choice(_ROUTES), "dose_vbm": rng.choice(["UNK", "100 UNITS", "20 MG, QD", ""]),
-                 "dechal": rng.choice("YNUD"), "rechal": rng.choice("YNUD"), "lot_num": "",
-                 "exp_dt": "", "nda_num": rng.choice(["", "103000", "020972"]),
-                 "dose_amt": "", "dose_unit": "", "dose_form": "", "dose_freq": ""}
+                 "prod_ai": ai if has_ai else ""}
+            d.update(rng.choice(_DRUG_FILLERS))
             drugs.append(d)
             for pt in inds:
                 indis.append((seq, self.pt_text(pt, era)))
@@ -972,6 +1008,7 @@ def generate(
     Same seed and arguments give the same bytes.
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     dest = Path(dest)
     qs = sorted({parse_quarter(q) for q in (quarters or DEFAULT_QUARTERS)}, key=quarter_index)
     if reports < MIN_REPORTS:
@@ -1069,10 +1106,12 @@ def generate(
     tmp.write_text(json.dumps(truth_doc, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, truth_path)
     secs = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     size = sum((dest / c).stat().st_size if as_zip else
                sum(f.stat().st_size for f in (dest / c).rglob("*") if f.is_file()) for c in containers)
     return GenerateSummary(str(dest), qs, idx, n_reports, rows, size, round(secs, 3),
-                           round(rows / secs if secs else 0.0, 1), containers, str(truth_path))
+                           round(rows / secs if secs else 0.0, 1), containers, str(truth_path),
+                           cpu_seconds=round(cpu, 3))
 
 
 __all__ = ["generate", "GenerateSummary", "layout_for", "DEFAULT_QUARTERS", "Report",
