@@ -215,6 +215,12 @@ def test_truth_matches_independent_recount_from_files(gen_dir, truth):
                         a["lines_repaired"], a["rows_quarantined"]) for a in got["audits"])
     assert got_audit == want_audit
     assert len(got["deleted"]) == truth["deleted_cases"]["distinct_caseids"]
+    lists = truth["deleted_cases"]["lists"]
+    assert [x["file"] for x in lists] == ["faers_ascii_2019Q1/Deleted/DELETE19Q1.txt"]
+    raw = (gen_dir / lists[0]["file"]).read_bytes().decode().split("\r\n")[:-1]
+    assert lists[0]["lines"] == len(raw)
+    assert lists[0]["caseid_lines"] == sum(1 for x in raw if x.strip())
+    assert lists[0]["distinct_caseids"] == len(got["deleted"])
     assert got["kept"] == truth["silver_rows"]["reports"]
 
 
@@ -501,3 +507,26 @@ def test_whole_archive_span_small(tmp_path):
     assert got["cohorts"] == truth["cohorts"] and got["dedup"] == truth["dedup"]
     # the 2004-era case sits in 2004Q1 and is deleted by 2019Q1's list
     assert truth["dedup"]["2004Q1"]["removed_deleted"] >= 1
+
+
+def test_dedup_quirks_are_present_and_decided_by_the_spec_order(gen_dir):
+    t, _, deleted = _read_source(gen_dir)
+    d = t["demo"].copy()
+    d["cid"] = d["caseid"].astype(int)
+    d["key"] = d["report_key"].astype(int)
+    d["ver"] = pd.to_numeric(d.get("caseversion"), errors="coerce")
+    d["qidx"] = d["quarter"].map(quarter_index)
+    legacy = d[d["ver"].isna()]
+    # legacy: a case with two ISRs in one quarter where the lower ISR has the later FDA_DT
+    pairs = legacy.merge(legacy, on=["cid", "quarter"])
+    assert ((pairs["key_x"] < pairs["key_y"]) & (pairs["fda_dt_x"] > pairs["fda_dt_y"])).any()
+    # ... and one where both share FDA_DT (the higher ISR decides)
+    assert ((pairs["key_x"] < pairs["key_y"]) & (pairs["fda_dt_x"] == pairs["fda_dt_y"])).any()
+    faers = d[d["ver"].notna()]
+    pairs = faers.merge(faers, on="cid")
+    # a later quarter holding an older version
+    assert ((pairs["qidx_x"] < pairs["qidx_y"]) & (pairs["ver_x"] > pairs["ver_y"])).any()
+    # version 9 and 10 of one case
+    assert ((pairs["ver_x"] == 9) & (pairs["ver_y"] >= 10)).any()
+    # a legacy case continued in FAERS
+    assert set(legacy["cid"]) & set(faers["cid"])

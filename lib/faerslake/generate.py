@@ -276,6 +276,9 @@ _COHORT_PLAN = {
     "sialorrhea": (1, 2, 0.0, 0.18), "bladder": (2, 8, 0.18, 0.22),
 }
 _DEFAULT_PLAN = (2, 4, 0.07, 0.20)
+# Specials whose older report is a BoNT report and latest a control one: picking
+# the wrong report of the case changes the cohort counts.
+_OLDER_EXPOSED = ("older_drugs_differ", "v9_v10", "version_beats_quarter", "fda_dt_beats_isr")
 _BG_EVENT_P = 0.05
 
 
@@ -470,6 +473,7 @@ class _QuarterWriter:
         self.keys: dict[str, list[str]] = {}
         self.counts: dict[str, dict[str, int]] = {}
         self.deleted: list[int] = []
+        self.deleted_info: dict | None = None
         lay = layout
         (root / lay.data_dir).mkdir(parents=True, exist_ok=True)
         for t in TABLES:
@@ -569,6 +573,9 @@ class _QuarterWriter:
             p = self.root / lay.deleted_path
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes((lay.eol.join(lines) + lay.eol).encode("ascii"))
+            ids = [x for x in lines if x.strip()]
+            self.deleted_info = dict(quarter=lay.quarter, file=lay.deleted_path, lines=len(lines),
+                                     caseid_lines=len(ids), distinct_caseids=len(set(ids)))
         for rel, data in lay.extras:
             p = self.root / rel
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -884,6 +891,10 @@ class _Gen:
                 kind, positions = "control", [p0, p0 + 1]
             elif special == "legacy_same_quarter_tie":
                 kind, positions = "exposed", [p0, p0]
+            elif special == "version_beats_quarter":
+                kind, positions = "control", [p0, p0 + 1]
+            elif special == "fda_dt_beats_isr":
+                kind, positions = "control", [p0, p0]
             elif special in ("dollar_demo", "break_demo"):
                 kind, positions, damage = "background", [p0], special
             elif special == "glue_drug":
@@ -921,9 +932,8 @@ class _Gen:
             # older versions sometimes carry different drugs than the latest one
             if last:
                 pr = latest
-            elif special == "older_drugs_differ" or special == "v9_v10" or rng.random() < 0.25:
-                pr = self.profile("exposed" if special in ("older_drugs_differ", "v9_v10")
-                                  else self.draw_kind(), year0)
+            elif special in _OLDER_EXPOSED or rng.random() < 0.25:
+                pr = self.profile("exposed" if special in _OLDER_EXPOSED else self.draw_kind(), year0)
             else:
                 pr = latest
             if j == 0:
@@ -937,6 +947,19 @@ class _Gen:
                 rep = self.make_report(p, caseid, version, fda_dt, pr, person, follow_up=version > 1)
                 version += 1 if rng.random() < 0.85 else 2
             reports.append(rep)
+        if special == "version_beats_quarter":
+            # a later quarter re-releases an older version: caseversion outranks quarter and fda_dt
+            a, b = reports
+            a.version, b.version = b.version, a.version
+            for r in (a, b):
+                r.key = int(f"{caseid}{r.version}")
+                r.demo["caseversion"] = str(r.version)
+        if special == "fda_dt_beats_isr":
+            # legacy: the lower ISR has the later FDA_DT, and fda_dt outranks the report key
+            a, b = reports
+            a.fda_dt, b.fda_dt = a.fda_dt[:6] + "20", a.fda_dt[:6] + "05"
+            for r in (a, b):
+                r.demo.update(fda_dt=r.fda_dt, rept_dt=r.fda_dt, mfr_dt=r.fda_dt if r.demo["mfr_dt"] else "")
         if damage:
             reports[0].damage = damage
             if damage == "dollar_demo":
@@ -972,14 +995,15 @@ def _specials(layouts: list[Layout]) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for p in legacy:
         out += [(p, "dollar_demo"), (p, "break_demo"), (p, "glue_drug"), (p, "break_drug"),
-                (p, "legacy_same_quarter_tie")]
+                (p, "legacy_same_quarter_tie"), (p, "fda_dt_beats_isr")]
     if legacy and dels:
         out.append((legacy[0], "deleted_2004"))
     if legacy and faers and faers[0] - legacy[-1] <= WINDOW:
         out.append((legacy[-1], "legacy_to_faers"))
     pairs = [i for i in faers if i + 1 < P]
     if pairs:
-        out += [(pairs[0], "v9_v10"), (pairs[-1], "dup_primaryid"), (pairs[0], "older_drugs_differ")]
+        out += [(pairs[0], "v9_v10"), (pairs[-1], "dup_primaryid"), (pairs[0], "older_drugs_differ"),
+                (pairs[-1], "version_beats_quarter")]
     if dels:
         out.append((dels[0], "deleted_exposed"))
     b = [i for i in faers if layouts[i].has_prod_ai]
@@ -1028,6 +1052,7 @@ def generate(
     writers: dict[int, _QuarterWriter] = {}
     staging = {i: dest / (f".{lay.container}.partial" if as_zip else lay.container) for i, lay in enumerate(layouts)}
     ingest_truth: list[dict] = []
+    deleted_lists: list[dict] = []
     containers: list[str] = []
     # ids on a deleted list that never occur in the data (FDA's lists overlap and reach far back)
     extra_deleted = {d: [1_000_000 + 17 * d + 3] for d in gen.deletion_positions}
@@ -1065,6 +1090,8 @@ def generate(
         for e in entries:
             e["file"] = prefix + e["file"]
         ingest_truth.extend(entries)
+        if w.deleted_info:
+            deleted_lists.append({**w.deleted_info, "file": prefix + w.deleted_info["file"]})
         containers.append(name)
         del writers[p]
         log(f"wrote {name} ({lay.quarter})")
@@ -1082,6 +1109,9 @@ def generate(
             if deleted_at is not None:
                 writer(deleted_at).deleted.append(case_reports[0].caseid)
                 deleted_all.add(case_reports[0].caseid)
+                if special == "deleted_exposed" and gen.deletion_positions[-1] > deleted_at:
+                    # FDA's lists overlap: the same case again in a later list
+                    writer(gen.deletion_positions[-1]).deleted.append(case_reports[0].caseid)
             truth.account_case(case_reports, deleted_at is not None)
         rows += writer(p0).rows
         finish(p0)
@@ -1096,7 +1126,8 @@ def generate(
         "excluded_cohort_reports": truth.excluded_reports,
         "dedup": {"all": truth.dedup_all(), **truth.dedup},
         "ingest": ingest_truth,
-        "deleted_cases": {"distinct_caseids": len(all_deleted), "caseids_in_data": len(deleted_all)},
+        "deleted_cases": {"distinct_caseids": len(all_deleted), "caseids_in_data": len(deleted_all),
+                          "lists": deleted_lists},
         "silver_rows": truth.silver,
         "kept_by_era": truth.kept_by_era,
         "containers": containers,
