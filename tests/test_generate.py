@@ -280,7 +280,7 @@ def _file(gen_dir: Path, quarter: str, table: str) -> bytes:
 
 def test_containers_and_file_names(gen_dir, truth):
     names = sorted(p.name for p in gen_dir.iterdir())
-    assert names == sorted(["_truth.json", "aers_ascii_2012q2", "aers_ascii_2012q3", "faers_ascii_2012q4",
+    assert names == sorted([".faerslake-generate", "_truth.json", "aers_ascii_2012q2", "aers_ascii_2012q3", "faers_ascii_2012q4",
                             "faers_ascii_2014q3", "faers_ascii_2019Q1"])
     assert (gen_dir / "aers_ascii_2012q2/ascii/DEMO12Q2.TXT").is_file()
     assert (gen_dir / "aers_ascii_2012q3/ascii/INDI12Q3.TXT").is_file()
@@ -436,7 +436,7 @@ def test_deterministic_same_seed_same_bytes(tmp_path):
 
     assert digest(a) == digest(b)
     assert digest(a) != digest(c)
-    assert sorted(digest(a)) == ["_truth.json", "aers_ascii_2012q3.zip", "faers_ascii_2012q4.zip",
+    assert sorted(digest(a)) == [".faerslake-generate", "_truth.json", "aers_ascii_2012q3.zip", "faers_ascii_2012q4.zip",
                                  "faers_ascii_2019Q1.zip"]
 
 
@@ -454,7 +454,7 @@ def test_zip_layout_and_zip_recount(tmp_path):
     assert any(e["file"] == "faers_ascii_2019Q1.zip!/ASCII/DEMO19Q1.txt" for e in truth["ingest"])
     got = _recount(d)
     assert got["cohorts"] == truth["cohorts"] and got["dedup"] == truth["dedup"]
-    assert not [p for p in d.iterdir() if p.name.startswith(".")]
+    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == [".faerslake-generate"]
 
 
 def test_faers_only_quarters_without_deleted_lists(tmp_path):
@@ -530,3 +530,14 @@ def test_dedup_quirks_are_present_and_decided_by_the_spec_order(gen_dir):
     assert ((pairs["ver_x"] == 9) & (pairs["ver_y"] >= 10)).any()
     # a legacy case continued in FAERS
     assert set(legacy["cid"]) & set(faers["cid"])
+
+
+def test_rerun_replaces_its_own_quarters_and_refuses_foreign_ones(tmp_path):
+    d = tmp_path / "re"
+    generate(d, 100, seed=1, quarters=["2012Q3", "2014Q3"], log=quiet)
+    generate(d, 100, seed=1, quarters=["2012Q4"], as_zip=True, log=quiet)
+    assert sorted(p.name for p in d.iterdir()) == [".faerslake-generate", "_truth.json", "faers_ascii_2012q4.zip"]
+    foreign = tmp_path / "foreign"
+    (foreign / "faers_ascii_2020Q1").mkdir(parents=True)
+    with pytest.raises(InputError, match="not written by faerslake generate"):
+        generate(foreign, 100, log=quiet)

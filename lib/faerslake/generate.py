@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import time
 import zipfile
@@ -1018,6 +1019,28 @@ def _specials(layouts: list[Layout]) -> list[tuple[int, str]]:
     return out
 
 
+_MARKER = ".faerslake-generate"
+_CONTAINER = re.compile(r"^f?aers_ascii_\d{4}q[1-4](\.zip)?$", re.I)
+
+
+def _prepare_dest(dest: Path) -> None:
+    """Make ``dest`` ready: quarters of an earlier ``generate`` run there are removed
+    (stale quarters would contradict the new truth); anyone else's are refused."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ours = (dest / _MARKER).exists() or (dest / "_truth.json").exists()
+    stale = [p for p in dest.iterdir() if _CONTAINER.match(p.name)]
+    if stale and not ours:
+        raise InputError(f"{dest} already holds FDA quarters not written by faerslake generate "
+                         f"({stale[0].name}); give an empty or new --dest folder")
+    (dest / _MARKER).write_text("written by faerslake generate; its quarters are replaced on the next run\n")
+    (dest / "_truth.json").unlink(missing_ok=True)
+    for p in stale + [p for p in dest.iterdir() if p.name.startswith(".") and p.name.endswith(".partial")]:
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def generate(
     dest: Path,
     reports: int,
@@ -1040,7 +1063,7 @@ def generate(
     study = load_study(DEFAULT_STUDY)
     rng = random.Random(seed)
     layouts = [layout_for(q, i) for i, q in enumerate(qs)]
-    dest.mkdir(parents=True, exist_ok=True)
+    _prepare_dest(dest)
     gen = _Gen(rng, qs, layouts, study)
     truth = _Truth(study, qs)
     specials = _specials(layouts)
@@ -1064,15 +1087,7 @@ def generate(
 
     def writer(p: int) -> _QuarterWriter:
         if p not in writers:
-            folder = staging[p]
-            if folder.exists():
-                shutil.rmtree(folder)
-            for old in (dest / layouts[p].container, dest / f"{layouts[p].container}.zip"):
-                if old.is_dir():
-                    shutil.rmtree(old)
-                elif old.exists():
-                    old.unlink()
-            writers[p] = _QuarterWriter(layouts[p], folder)
+            writers[p] = _QuarterWriter(layouts[p], staging[p])
         return writers[p]
 
     def finish(p: int) -> None:
