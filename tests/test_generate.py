@@ -155,7 +155,9 @@ def _recount(root: Path) -> dict:
     demo["era"] = demo["quarter"].map(lambda q: "faers" if quarter_index(q) >= quarter_index("2012Q4") else "legacy")
     demo["key"] = demo["report_key"].astype("int64")
     demo["cid"] = demo["caseid"].astype("int64")
-    demo["ver"] = pd.to_numeric(demo.get("caseversion"), errors="coerce").fillna(-1).astype("int64")
+    if "caseversion" not in demo:  # legacy only
+        demo["caseversion"] = None
+    demo["ver"] = pd.to_numeric(demo["caseversion"], errors="coerce").fillna(-1).astype("int64")
     demo["era_rank"] = (demo["era"] == "faers").astype(int)
     demo["qidx"] = demo["quarter"].map(quarter_index)
     demo["is_deleted"] = demo["cid"].isin(deleted)
