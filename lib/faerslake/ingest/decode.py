@@ -1,0 +1,312 @@
+"""Ingest step 2: decode FDA's bytes once into UTF-8 staging files for Spark.
+
+Place in the pipeline: discover -> **decode/stage** -> parse (Spark) -> bronze.
+
+Each table file (a zip member or a loose file) is streamed once, in chunks,
+with C-level operations only (no per-line Python):
+
+- a UTF-8 byte-order mark at the start is dropped;
+- CRLF becomes LF (Spark then reads with ``lineSep='\\n'``, so a lone CR stays
+  data instead of silently splitting a record);
+- bytes are decoded as cp1252, with latin-1 for cp1252's five undefined bytes
+  (0x81 0x8D 0x8F 0x90 0x9D), so decoding never fails; pure-ASCII chunks are
+  copied as they are;
+- a physical line longer than ``max(max_line_chars + 1, CHUNK)`` bytes is cut
+  there (Spark must hold a line in memory); parse quarantines it as too long.
+
+The header line (the first non-blank line) is kept on the driver; the data
+lines after it go to part files of at most ``PART_BYTES``, named
+``p<file:6><first line:12>.txt`` so Spark can number lines without a shuffle
+(see ``parse``). The SHA-256 of the original bytes is computed on the way.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 4 * 1024 * 1024
+# Spark reads each part as one partition (see parse.read_parts); keep parts
+# well under the 128 MB split size used there.
+PART_BYTES = 64 * 1024 * 1024
+HEADER_MAX = 1024 * 1024
+BOM = b"\xef\xbb\xbf"
+
+# cp1252 with latin-1 in its five holes: a total byte -> char table.
+_CP1252_TABLE = "".join(
+    bytes([b]).decode("cp1252") if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D) else chr(b) for b in range(256)
+)
+
+
+def decode_bytes(data: bytes) -> str:
+    """cp1252 with latin-1 fallback; never raises."""
+    if data.isascii():
+        return data.decode("ascii")
+    return codecs.charmap_decode(data, "strict", _CP1252_TABLE)[0]
+
+
+def _to_utf8(data: bytes) -> bytes:
+    if data.isascii():
+        return data
+    return codecs.charmap_decode(data, "strict", _CP1252_TABLE)[0].encode("utf-8")
+
+
+class StagingError(Exception):
+    """The bytes of a source file could not be read (corrupt zip, I/O error)."""
+
+
+@dataclass
+class Part:
+    path: Path
+    first_line: int
+
+
+@dataclass
+class StagedFile:
+    file_idx: int
+    header: str | None  # decoded header line, None when the file has no non-blank line
+    header_line: int  # physical line number of the header (0 when none)
+    data_lines: int  # physical lines after the header (blank ones included)
+    total_lines: int  # physical lines in the file
+    lines_cut: int  # lines cut at the staging cap
+    sha256: str
+    size_bytes: int
+    parts: list[Part] = field(default_factory=list)
+
+
+class _PartWriter:
+    """Writes data lines into part files, cutting only at line ends."""
+
+    def __init__(self, out_dir: Path, file_idx: int, first_line: int, part_bytes: int):
+        self.out_dir = out_dir
+        self.file_idx = file_idx
+        self.part_bytes = part_bytes
+        self.next_line = first_line
+        self.parts: list[Part] = []
+        self.fh = None
+        self.size = 0
+        self.last_byte = b""
+        self.newlines = 0
+
+    def _open(self) -> None:
+        p = self.out_dir / f"p{self.file_idx:06d}{self.next_line:012d}.txt"
+        self.fh = open(p, "wb")  # noqa: SIM115 - closed in _close
+        self.parts.append(Part(p, self.next_line))
+        self.size = 0
+
+    def _close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+    def _put(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.fh is None:
+            self._open()
+        self.fh.write(data)
+        self.size += len(data)
+        nl = data.count(b"\n")
+        self.newlines += nl
+        self.next_line += nl
+        self.last_byte = data[-1:]
+
+    def write(self, data: bytes) -> None:
+        if self.fh is not None and self.size + len(data) > self.part_bytes:
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                self._put(data[: cut + 1])
+                self._close()
+                data = data[cut + 1 :]
+        self._put(data)
+
+    def finish(self) -> int:
+        """Close; return the number of physical data lines written."""
+        self._close()
+        return self.newlines + (1 if self.last_byte not in (b"", b"\n") else 0)
+
+
+def _chunks(stream: BinaryIO, sha, counter: list[int]):
+    while True:
+        b = stream.read(CHUNK)
+        if not b:
+            return
+        sha.update(b)
+        counter[0] += len(b)
+        yield b
+
+
+def stage_stream(
+    stream: BinaryIO,
+    out_dir: Path,
+    file_idx: int,
+    max_line_chars: int,
+    header_is_optional: bool = False,
+    part_bytes: int = PART_BYTES,
+) -> StagedFile:
+    """Stage one table file (see the module docstring).
+
+    ``header_is_optional`` (deleted-case lists): the first non-blank line is a
+    header only when it is not a number.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sha = hashlib.sha256()
+    counter = [0]
+    chunks = _chunks(stream, sha, counter)
+    cap = max(max_line_chars + 1, CHUNK)
+
+    # ---- header: the first non-blank line -------------------------------- #
+    buf = b""
+    header: str | None = None
+    header_line = 0
+    consumed_lines = 0
+    first = True
+    eof = False
+    while header is None:
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > HEADER_MAX or eof:
+                line, buf = buf[:HEADER_MAX], b""
+                if eof and not line:
+                    break
+                # an over-long first line: keep its start as the "header"
+                # (parse will find no key column) and skip to its end
+                if not eof:
+                    for b in chunks:
+                        k = b.find(b"\n")
+                        if k >= 0:
+                            buf = b[k + 1 :]
+                            break
+                    else:
+                        eof = True
+                consumed_lines += 1
+                text = decode_bytes(line.replace(b"\r", b""))
+                if text.strip():
+                    header, header_line = text, consumed_lines
+                continue
+            try:
+                b = next(chunks)
+            except StopIteration:
+                eof = True
+                continue
+            if first:
+                first = False
+                if b.startswith(BOM):
+                    b = b[3:]
+            buf += b
+            continue
+        line, buf = buf[:nl], buf[nl + 1 :]
+        consumed_lines += 1
+        text = decode_bytes(line.rstrip(b"\r"))
+        if not text.strip():
+            continue
+        if header_is_optional and text.strip().isdigit():
+            # no header: this line is data; put it back
+            buf = line + b"\n" + buf
+            consumed_lines -= 1
+            header_line = consumed_lines
+            break
+        header, header_line = text, consumed_lines
+    if header is None and not header_is_optional:
+        header_line = 0
+
+    # ---- data lines ------------------------------------------------------- #
+    first_data_line = consumed_lines + 1
+    writer = _PartWriter(out_dir, file_idx, first_data_line, part_bytes)
+    cur_len = 0  # bytes of the current (unfinished) line already written
+    skipping = False
+    cut_lines = 0
+    carry = b""
+
+    def feed(raw: bytes) -> None:
+        nonlocal cur_len, skipping, cut_lines
+        if skipping:
+            k = raw.find(b"\n")
+            if k < 0:
+                return
+            raw = raw[k:]
+            skipping = False
+        k = raw.find(b"\n")
+        head = k if k >= 0 else len(raw)
+        if cur_len + head > cap:
+            keep = max(cap - cur_len, 0)
+            writer.write(_to_utf8(raw[:keep]))
+            cut_lines += 1
+            if k < 0:
+                skipping = True
+                cur_len += keep
+                return
+            raw = raw[k:]
+            cur_len = 0
+        writer.write(_to_utf8(raw))
+        last = raw.rfind(b"\n")
+        cur_len = len(raw) - last - 1 if last >= 0 else cur_len + len(raw)
+
+    pending = [buf] if buf else []
+    try:
+        for raw in _chain(pending, chunks):
+            if first:
+                first = False
+                if raw.startswith(BOM):
+                    raw = raw[3:]
+            raw = carry + raw
+            carry = b""
+            if raw.endswith(b"\r"):
+                carry, raw = b"\r", raw[:-1]
+            feed(raw.replace(b"\r\n", b"\n"))
+    finally:
+        data_lines = writer.finish()
+    # a lone CR at the very end is a line end, not data
+    return StagedFile(
+        file_idx=file_idx,
+        header=header,
+        header_line=header_line if header is not None else 0,
+        data_lines=data_lines,
+        total_lines=consumed_lines + data_lines,
+        lines_cut=cut_lines,
+        sha256=sha.hexdigest(),
+        size_bytes=counter[0],
+        parts=writer.parts,
+    )
+
+
+def _chain(first: list[bytes], rest):
+    yield from first
+    yield from rest
+
+
+def open_member(path: Path, member: str | None):
+    """A context manager yielding a binary stream of a loose file or a zip member."""
+    if member is None:
+        return open(path, "rb")  # noqa: SIM115 - returned as a context manager
+    return _ZipMember(path, member)
+
+
+class _ZipMember:
+    def __init__(self, path: Path, member: str):
+        self.path, self.member = path, member
+
+    def __enter__(self):
+        try:
+            self.zf = zipfile.ZipFile(self.path)
+            self.fh = self.zf.open(self.member)
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as e:
+            raise StagingError(f"{self.path.name}!/{self.member} cannot be read ({e})") from None
+        return self
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.fh.read(n)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            raise StagingError(f"{self.path.name}!/{self.member} is damaged ({e}); download the zip again") from None
+        except Exception as e:  # zlib.error and friends
+            raise StagingError(f"{self.path.name}!/{self.member} is damaged ({e}); download the zip again") from None
+
+    def __exit__(self, *exc):
+        self.fh.close()
+        self.zf.close()
+        return False

@@ -1,0 +1,272 @@
+"""Ingest step 1: find FDA's quarterly files in a source folder.
+
+Place in the pipeline: ``ingest`` = discover (this module) -> decode/stage
+(``decode``) -> parse with Spark (``parse``) -> write bronze (``bronze``).
+
+A source is a folder (a local path or a ``file:`` URI; ``dbfs:/x`` is read
+through the ``/dbfs/x`` mount) holding any mix of
+
+- FDA zips as downloaded (``aers_ascii_2004q1.zip``, ``faers_ascii_2019Q1.zip``):
+  the quarter comes from ``(\\d{4})q([1-4])`` in the zip's name, else from the
+  table files inside;
+- extracted quarter folders or bare table files (``DEMO20Q3.txt``,
+  ``demo12q4.txt``): the quarter comes from ``yyQq`` in the file name;
+- deleted-case lists (``Deleted/DELETE22Q4.txt``, ``ADR19Q1DeletedCases.txt``).
+
+Everything else (PDFs, ``STATyyQq.TXT``, README) is ignored and listed. A
+quarter+table found twice is an :class:`InputError` naming both files. A zip
+that cannot be opened, or that fails the zip-bomb / path checks, marks its
+quarter as failed (the rest of the run proceeds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from faerslake.config import IngestSettings
+from faerslake.errors import InputError
+from faerslake.quarters import era_of, quarter_index
+
+TABLES = ("demo", "drug", "reac", "outc", "rpsr", "ther", "indi")
+DELETED = "deleted_cases"
+
+_TABLE_FILE = re.compile(r"^(DEMO|DRUG|REAC|OUTC|RPSR|THER|INDI)(\d{2})Q([1-4])(_new)?\.txt$", re.I)
+_ZIP_QUARTER = re.compile(r"(\d{4})q([1-4])", re.I)
+_SHORT_QUARTER = re.compile(r"(\d{2})q([1-4])", re.I)
+_REMOTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")
+
+
+@dataclass
+class Source:
+    """One physical file of the source: a zip or a loose table / deleted-list file."""
+
+    path: Path
+    rel: str  # path relative to the source root (stable when the root moves)
+    kind: str  # "zip" | "file"
+    size: int
+
+
+@dataclass
+class TableFile:
+    """One table file (or deleted-case list) of one quarter."""
+
+    quarter: str
+    table: str  # demo .. indi, or deleted_cases
+    source_file: str  # rel path, for zips "name.zip!/ascii/DEMO04Q1.TXT"
+    source: Source
+    member: str | None = None  # zip member name; None for a loose file
+    member_size: int | None = None
+
+
+@dataclass
+class QuarterFiles:
+    quarter: str
+    files: list[TableFile] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+    problem: str | None = None  # set when the quarter cannot be ingested
+
+    @property
+    def era(self) -> str:
+        return era_of(self.quarter)
+
+
+@dataclass
+class Discovery:
+    quarters: dict[str, QuarterFiles]
+    ignored: list[str]
+    warnings: list[str]
+
+
+def local_root(source: str) -> Path:
+    """The local folder (or file) behind ``source``; remote schemes are refused clearly."""
+    s = str(source)
+    if s.startswith("file:"):
+        s = re.sub(r"^file:(//)?", "", s)
+        if not s.startswith("/"):
+            s = "/" + s
+    elif s.startswith("dbfs:"):
+        fuse = "/dbfs/" + re.sub(r"^dbfs:/*", "", s)
+        if not Path(fuse).exists():
+            raise InputError(
+                f"source {source} is on DBFS but the /dbfs mount is not available here: "
+                f"copy the zips to a local or /dbfs-mounted folder and pass that path."
+            )
+        s = fuse
+    elif _REMOTE.match(s):
+        raise InputError(
+            f"source {source} is a remote URI; ingest reads sources from a local or mounted folder "
+            f"(e.g. /dbfs/..., a FUSE mount, or copy the zips first with 'aws s3 cp' / 'azcopy')."
+        )
+    p = Path(s).expanduser()
+    if not p.exists():
+        raise InputError(f"source {source} does not exist: pass the folder holding the FDA zips or quarter folders.")
+    return p
+
+
+def _quarter_from_short(yy: str, q: str) -> str:
+    return f"20{yy}Q{q}"
+
+
+def _is_deleted_name(parts: list[str]) -> bool:
+    name = parts[-1].lower()
+    if not name.endswith(".txt"):
+        return False
+    dirs = [p.lower() for p in parts[:-1]]
+    return "deleted" in dirs or "delete" in name
+
+
+def _unsafe_member(name: str) -> bool:
+    n = name.replace("\\", "/")
+    if n.startswith("/") or re.match(r"^[a-zA-Z]:", n):
+        return True
+    return any(part == ".." for part in n.split("/"))
+
+
+def _check_zip(zf: zipfile.ZipFile, name: str, settings: IngestSettings) -> str | None:
+    """Why the zip must be refused, or None."""
+    total = 0
+    for info in zf.infolist():
+        if _unsafe_member(info.filename):
+            return f"{name} holds a member whose path leaves the zip ({info.filename!r}); refusing the zip"
+        if info.is_dir():
+            continue
+        total += info.file_size
+        if info.file_size > 0:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > settings.max_zip_ratio:
+                return (
+                    f"{name}: member {info.filename} would inflate {ratio:.0f}x "
+                    f"(more than ingest.max_zip_ratio={settings.max_zip_ratio:g}); refusing a possible zip bomb"
+                )
+    if total > settings.max_unzipped_bytes:
+        return (
+            f"{name} would inflate to {total:,} bytes, more than ingest.max_unzipped_bytes="
+            f"{settings.max_unzipped_bytes:,}; refusing it"
+        )
+    return None
+
+
+def _classify(parts: list[str]) -> tuple[str, str | None] | None:
+    """(table, quarter-or-None) for a table file / deleted list path, else None."""
+    name = parts[-1]
+    m = _TABLE_FILE.match(name)
+    if m:
+        return m.group(1).lower(), _quarter_from_short(m.group(2), m.group(3))
+    if _is_deleted_name(parts):
+        mq = _ZIP_QUARTER.search(name) or None
+        if mq:
+            return DELETED, f"{mq.group(1)}Q{mq.group(2)}"
+        ms = _SHORT_QUARTER.search(name)
+        return DELETED, _quarter_from_short(ms.group(1), ms.group(2)) if ms else None
+    return None
+
+
+def _folder_quarter(parts: list[str]) -> str | None:
+    for p in reversed(parts[:-1]):
+        m = _ZIP_QUARTER.search(p)
+        if m:
+            return f"{m.group(1)}Q{m.group(2)}"
+    return None
+
+
+def discover(source: str, settings: IngestSettings, quarters: list[str] | None = None) -> Discovery:
+    """Find every table file and deleted list under ``source``, grouped by quarter."""
+    root = local_root(source)
+    wanted = set(quarters) if quarters else None
+    found: list[TableFile] = []
+    failed: dict[str, str] = {}
+    ignored: list[str] = []
+    warnings: list[str] = []
+    zip_sources: dict[str, Source] = {}
+
+    if root.is_file():
+        base = root.parent
+        paths = [root]
+    else:
+        base = root
+        paths = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+            paths.extend(Path(dirpath) / f for f in sorted(filenames))
+
+    for path in paths:
+        rel = path.relative_to(base).as_posix()
+        parts = rel.split("/")
+        if path.name.startswith("."):
+            continue
+        if path.suffix.lower() == ".zip":
+            zq = _ZIP_QUARTER.search(path.name)
+            zip_quarter = f"{zq.group(1)}Q{zq.group(2)}" if zq else None
+            src = Source(path, rel, "zip", path.stat().st_size)
+            zip_sources[rel] = src
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    problem = _check_zip(zf, rel, settings)
+                    infos = zf.infolist()
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+                problem = f"{rel} is not a readable zip ({e}); download it again"
+                infos = []
+            if problem:
+                if zip_quarter is None:
+                    warnings.append(problem + " (no quarter in its name; skipped)")
+                elif wanted is None or zip_quarter in wanted:
+                    failed[zip_quarter] = problem
+                    # keep the source so the quarter is reported with its zip
+                    found.append(TableFile(zip_quarter, "", rel, src))
+                continue
+            for info in infos:
+                if info.is_dir():
+                    continue
+                mparts = PurePosixPath(info.filename.replace("\\", "/")).parts
+                kind = _classify(list(mparts))
+                disp = f"{rel}!/{info.filename}"
+                if kind is None:
+                    ignored.append(disp)
+                    continue
+                table, q = kind
+                q = zip_quarter or q
+                if q is None:
+                    warnings.append(f"{disp}: cannot tell its quarter; ignored")
+                    ignored.append(disp)
+                    continue
+                found.append(TableFile(q, table, disp, src, info.filename, info.file_size))
+            continue
+        kind = _classify(parts)
+        if kind is None:
+            ignored.append(rel)
+            continue
+        table, q = kind
+        q = q or _folder_quarter(parts)
+        if q is None:
+            warnings.append(f"{rel}: cannot tell its quarter; ignored")
+            ignored.append(rel)
+            continue
+        found.append(TableFile(q, table, rel, Source(path, rel, "file", path.stat().st_size)))
+
+    out: dict[str, QuarterFiles] = {}
+    seen: dict[tuple[str, str], TableFile] = {}
+    for tf in found:
+        if wanted is not None and tf.quarter not in wanted:
+            continue
+        qf = out.setdefault(tf.quarter, QuarterFiles(tf.quarter))
+        if tf.source not in qf.sources:
+            qf.sources.append(tf.source)
+        if not tf.table:
+            continue
+        if tf.table != DELETED:
+            key = (tf.quarter, tf.table)
+            if key in seen:
+                raise InputError(
+                    f"{tf.table.upper()} of {tf.quarter} is in the source twice ({seen[key].source_file} and "
+                    f"{tf.source_file}); keep only one of them in {source}."
+                )
+            seen[key] = tf
+        qf.files.append(tf)
+    for q, problem in failed.items():
+        if q in out:
+            out[q].problem = problem
+    return Discovery(dict(sorted(out.items(), key=lambda kv: quarter_index(kv[0]))), ignored, warnings)

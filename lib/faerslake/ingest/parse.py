@@ -1,0 +1,312 @@
+"""Ingest step 3: headers -> layouts, and the Spark expressions that split lines.
+
+Place in the pipeline: discover -> decode/stage -> **parse** -> bronze.
+
+The header of each file (read on the driver while staging) becomes a
+:class:`Layout`: how many ``$``-separated fields a row has, where each
+canonical column sits, where the report key is. Files with the same layout
+are read by one Spark text scan; the happy path is pure Spark SQL:
+
+- a line *fits* when it has exactly the header's field count, or one more
+  whose last field is empty (the legacy / 2012Q4 trailing ``$``), and its
+  report key is a whole number;
+- fitting lines are split with ``split(value, '\\$', -1)`` and projected;
+- everything else (blank, too long, wrong field count, bad key) is set aside
+  with a status; the few damaged lines are repaired on the driver (bounded:
+  :func:`repair_lines`) and the rest quarantined with a reason.
+
+Line numbers need no shuffle: each staged part is read as exactly one Spark
+partition (``read_parts``), so ``monotonically_increasing_id()``'s low 33
+bits are the line's index inside its part, and the part's name holds the
+number of its first line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from faerslake.ingest.discover import DELETED
+
+CANONICAL: dict[str, tuple[str, ...]] = {
+    "demo": ("primaryid", "isr", "caseid", "caseversion", "i_f_code", "foll_seq", "image", "event_dt",
+             "mfr_dt", "init_fda_dt", "fda_dt", "rept_cod", "auth_num", "mfr_num", "mfr_sndr", "lit_ref",
+             "age", "age_cod", "age_grp", "sex", "e_sub", "wt", "wt_cod", "rept_dt", "to_mfr", "occp_cod",
+             "reporter_country", "occr_country", "death_dt", "confid"),
+    "drug": ("primaryid", "isr", "caseid", "drug_seq", "role_cod", "drugname", "prod_ai", "val_vbm", "route",
+             "dose_vbm", "cum_dose_chr", "cum_dose_unit", "dechal", "rechal", "lot_num", "exp_dt", "nda_num",
+             "dose_amt", "dose_unit", "dose_form", "dose_freq"),
+    "reac": ("primaryid", "isr", "caseid", "pt", "drug_rec_act"),
+    "outc": ("primaryid", "isr", "caseid", "outc_cod"),
+    "rpsr": ("primaryid", "isr", "caseid", "rpsr_cod"),
+    "ther": ("primaryid", "isr", "caseid", "dsg_drug_seq", "start_dt", "end_dt", "dur", "dur_cod"),
+    "indi": ("primaryid", "isr", "caseid", "indi_drug_seq", "indi_pt"),
+}
+
+RENAMES = {"case": "caseid", "i_f_cod": "i_f_code", "gndr_cod": "sex", "lot_nbr": "lot_num",
+           "outc_code": "outc_cod"}
+TABLE_RENAMES = {"ther": {"drug_seq": "dsg_drug_seq"}, "indi": {"drug_seq": "indi_drug_seq"}}
+KEY_COLUMNS = ("primaryid", "isr")
+
+_R_COLUMN = re.compile(r"^v\d+$")
+# a line is kept whole in the set-aside table only up to this length; longer
+# damaged lines are quarantined (truncated), never repaired
+REPAIR_MAX_CHARS = 20_000
+RAW_LINE_CHARS = 4_000
+_MID_MASK = (1 << 33) - 1
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a header says about its rows."""
+
+    table: str
+    n: int  # fields of a row (a trailing empty one more is allowed)
+    columns: tuple[tuple[str, int], ...]  # canonical name -> 0-based field position
+    extras: tuple[tuple[str, int], ...]  # non-canonical header names -> position
+    key_pos: int | None  # position of primaryid (FAERS) or isr (legacy)
+    problem: str | None = None  # why no row of this file can be loaded
+
+    @property
+    def key_name(self) -> str | None:
+        cols = dict(self.columns)
+        return next((k for k in KEY_COLUMNS if k in cols), None)
+
+
+def normalise_name(name: str) -> str:
+    return name.replace("\ufeff", "").strip().lower()
+
+
+def layout_from_header(table: str, header: str | None) -> tuple[Layout, list[str]]:
+    """The layout of a table file's header, and warnings (unknown columns)."""
+    warnings: list[str] = []
+    if table == DELETED:
+        return Layout(table, 1, (("caseid", 0),), (), 0), warnings
+    if header is None:
+        return Layout(table, 0, (), (), None, "the file has no header line"), warnings
+    names = [normalise_name(x) for x in header.split("$")]
+    if len(names) > 1 and names[-1] == "":
+        names.pop()  # header ending in '$' (2012Q4, some FAERS quarters)
+    elif len(names) > 1 and _R_COLUMN.match(names[-1]):
+        names.pop()  # R's name for the field after the legacy trailing '$'
+    renames = {**RENAMES, **TABLE_RENAMES.get(table, {})}
+    canon = CANONICAL[table]
+    columns: dict[str, int] = {}
+    extras: list[tuple[str, int]] = []
+    for i, raw in enumerate(names):
+        name = renames.get(raw, raw)
+        if name in renames.values() and raw != name and name in names:
+            name = raw  # both spellings present: keep the canonical one, the other is extra
+        if name in canon and name not in columns:
+            columns[name] = i
+        else:
+            extras.append((raw or f"_field{i + 1}", i))
+    if extras:
+        warnings.append(
+            f"columns not in the bronze contract: {', '.join(n for n, _ in extras)} (kept in extra_fields)"
+        )
+    key = next((k for k in KEY_COLUMNS if k in columns), None)
+    problem = None
+    if key is None:
+        problem = "the header has no report key column (primaryid or isr)"
+    return (
+        Layout(table, len(names), tuple(columns.items()), tuple(extras),
+               columns[key] if key else None, problem),
+        warnings,
+    )
+
+
+# --------------------------------------------------------------------------- #
+# reading staged parts
+# --------------------------------------------------------------------------- #
+_PART_CONF = {
+    "spark.sql.files.maxPartitionBytes": str(128 * 1024 * 1024),
+    # a file costs a whole partition: every part becomes its own partition,
+    # which the line numbering below relies on
+    "spark.sql.files.openCostInBytes": str(128 * 1024 * 1024),
+}
+
+
+@contextmanager
+def one_partition_per_part(spark: SparkSession) -> Iterator[None]:
+    """Run the enclosed Spark jobs with each staged part read as one partition."""
+    keys = list(_PART_CONF) + ["spark.sql.files.maxPartitionNum"]
+    old = {}
+    for k in keys:
+        try:
+            old[k] = spark.conf.get(k)
+        except Exception:  # noqa: BLE001 - unset key without default
+            old[k] = None
+    try:
+        for k, v in _PART_CONF.items():
+            spark.conf.set(k, v)
+        if old.get("spark.sql.files.maxPartitionNum") is not None:
+            spark.conf.unset("spark.sql.files.maxPartitionNum")
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def read_parts(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """``file_idx``, ``line_number``, ``value`` of every line of the staged parts."""
+    raw = spark.read.option("lineSep", "\n").text(paths)
+    df = raw.select(
+        "value",
+        F.col("_metadata.file_name").alias("_fn"),
+        F.monotonically_increasing_id().alias("_mid"),
+    )
+    return df.select(
+        F.substring("_fn", 2, 6).cast("int").alias("file_idx"),
+        (F.substring("_fn", 8, 12).cast("long") + F.col("_mid").bitwiseAND(F.lit(_MID_MASK))).alias("line_number"),
+        "value",
+    )
+
+
+def _key_regex(key_pos: int) -> str:
+    prefix = "" if key_pos == 0 else "(?:[^$]*\\$){" + str(key_pos) + "}"
+    return "^" + prefix + "[0-9]+(?:\\$|$)"
+
+
+def line_checks(layout: Layout, max_line_chars: int) -> tuple[Column, Column]:
+    """(valid, status) columns for lines of ``layout``; status is null when valid."""
+    v = F.col("value")
+    length = F.length(v)
+    blank = v.rlike("^\\s*$")
+    too_long = length > F.lit(max_line_chars)
+    if layout.table == DELETED:
+        valid = ~too_long & F.trim(v).rlike("^[0-9]+$")
+        status = (F.when(valid, F.lit(None).cast("string"))
+                  .when(blank, "blank").when(too_long, "too_long").otherwise("not_number"))
+        return valid, status
+    if layout.problem is not None:
+        return F.lit(False), F.when(blank, "blank").when(too_long, "too_long").otherwise("no_key")
+    k = length - F.length(F.translate(v, "$", "")) + 1
+    fits = (k == layout.n) | ((k == layout.n + 1) & v.endswith("$"))
+    key_ok = v.rlike(_key_regex(layout.key_pos))
+    valid = ~too_long & fits & key_ok
+    status = (F.when(valid, F.lit(None).cast("string"))
+              .when(blank, "blank").when(too_long, "too_long")
+              .when(~fits, "fields").otherwise("key"))
+    return valid, status
+
+
+def set_aside(df: DataFrame, layout: Layout, max_line_chars: int) -> DataFrame:
+    """The lines of ``df`` that do not fit: file_idx, line_number, status, nfields, length, raw."""
+    _, status = line_checks(layout, max_line_chars)
+    v = F.col("value")
+    length = F.length(v)
+    return (
+        df.select("file_idx", "line_number", "value", status.alias("status"))
+        .where(F.col("status").isNotNull())
+        .select(
+            "file_idx", "line_number", "status",
+            (length - F.length(F.translate(v, "$", "")) + 1).alias("nfields"),
+            length.alias("length"),
+            F.when(length <= REPAIR_MAX_CHARS, v).otherwise(F.substring(v, 1, RAW_LINE_CHARS)).alias("raw"),
+        )
+    )
+
+
+def project_rows(df: DataFrame, layout: Layout, max_line_chars: int) -> DataFrame:
+    """The fitting lines of ``df`` as file_idx, line_number, report_key, canonical..., extra_fields."""
+    valid, _ = line_checks(layout, max_line_chars)
+    f = F.split(F.col("value"), "\\$", -1)
+    fields = df.where(valid).select("file_idx", "line_number", f.alias("_f"))
+    cols = dict(layout.columns)
+    null = F.lit(None).cast("string")
+    if layout.table == DELETED:
+        return df.where(valid).select("file_idx", "line_number", F.trim("value").alias("caseid"))
+    out = [
+        "file_idx", "line_number",
+        F.col("_f").getItem(layout.key_pos).alias("report_key"),
+        *[(F.col("_f").getItem(cols[c]) if c in cols else null).alias(c) for c in CANONICAL[layout.table]],
+    ]
+    if layout.extras:
+        extra = F.map_from_arrays(
+            F.array(*[F.lit(name) for name, _ in layout.extras]),
+            F.array(*[F.col("_f").getItem(i) for _, i in layout.extras]),
+        )
+    else:
+        extra = F.create_map().cast("map<string,string>")
+    out.append(extra.alias("extra_fields"))
+    return fields.select(*out)
+
+
+# --------------------------------------------------------------------------- #
+# repairs of the few damaged lines (driver side, bounded input)
+# --------------------------------------------------------------------------- #
+@dataclass
+class Repaired:
+    line_number: int  # physical line of the record's first line
+    fields: list[str]  # exactly layout.n fields
+    kind: str  # "glued" | "joined"
+    lines: tuple[int, ...]  # physical lines consumed
+
+
+_DIGITS = re.compile(r"^[0-9]+$")
+MAX_JOIN_LINES = 20
+
+
+def _fits(fields: list[str], n: int, key_pos: int) -> list[str] | None:
+    if len(fields) == n + 1 and fields[-1] == "":
+        fields = fields[:-1]
+    if len(fields) != n or not _DIGITS.match(fields[key_pos]):
+        return None
+    return fields
+
+
+def repair_lines(lines: list[tuple[int, str]], n: int, key_pos: int) -> list[Repaired]:
+    """Repairs among one file's damaged lines (sorted by line number).
+
+    - a line holding k whole records glued together (``k*n + 1`` fields, the
+      last empty, every record's key a number) -> k records;
+    - a record broken across consecutive lines (the parts are short, their
+      join fits the header) -> one record. A continuation that starts with
+      ``$`` (or a part ending in ``$``) is joined as is; otherwise the line
+      break was inside a field and is joined with one space.
+    Lines that no rule explains are not returned (they are quarantined).
+    """
+    out: list[Repaired] = []
+    i = 0
+    while i < len(lines):
+        ln, text = lines[i]
+        fields = text.split("$")
+        k = len(fields)
+        if k > n + 1 and fields[-1] == "" and (k - 1) % n == 0:
+            m = (k - 1) // n
+            recs = [fields[j * n:(j + 1) * n] for j in range(m)]
+            if all(_DIGITS.match(r[key_pos]) for r in recs):
+                out.extend(Repaired(ln, r, "glued", (ln,)) for r in recs)
+                i += 1
+                continue
+        if k < n and key_pos < k and _DIGITS.match(fields[key_pos]):
+            joined = text
+            used = [ln]
+            j = i + 1
+            done = None
+            while j < len(lines) and len(used) < MAX_JOIN_LINES and lines[j][0] == used[-1] + 1:
+                nxt = lines[j][1]
+                sep = "" if nxt.startswith("$") or joined.endswith("$") else " "
+                joined = joined + sep + nxt
+                used.append(lines[j][0])
+                parts = joined.split("$")
+                if len(parts) < n:
+                    j += 1
+                    continue
+                done = _fits(parts, n, key_pos)
+                break
+            if done is not None:
+                out.append(Repaired(ln, done, "joined", tuple(used)))
+                i += len(used)
+                continue
+        i += 1
+    return out

@@ -1,0 +1,417 @@
+"""The ``ingest`` step: sources -> bronze Delta tables, with repair, quarantine and an audit.
+
+Place in the pipeline: first step (``faerslake ingest`` / ``pipeline.run``);
+``silver.build`` reads what it writes. The plan of one run:
+
+1. discover the quarters of the source; skip those whose source files
+   (SHA-256) are unchanged since they were ingested (unless ``force``);
+2. stage: stream every table file once into UTF-8 part files (``decode``); a
+   damaged zip fails its quarter only;
+3. one Spark job sets aside every line that does not fit its header; the few
+   damaged ones are repaired on the driver (bounded), the rest quarantined;
+4. one Spark job per bronze table writes all quarters of the run (Delta
+   ``replaceWhere`` on those quarters: atomic, never duplicated);
+5. the audit (one row per table file, lines_read = (rows_loaded -
+   rows_repaired) + lines_repaired + rows_quarantined), then the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from faerslake.config import PipelineConfig
+from faerslake.errors import FaerslakeError, InputError
+from faerslake.ingest import bronze
+from faerslake.ingest.decode import StagedFile, StagingError, open_member, stage_stream
+from faerslake.ingest.discover import DELETED, TABLES, QuarterFiles, Source, TableFile, discover
+from faerslake.ingest.parse import (
+    CANONICAL,
+    RAW_LINE_CHARS,
+    REPAIR_MAX_CHARS,
+    Layout,
+    Repaired,
+    layout_from_header,
+    one_partition_per_part,
+    project_rows,
+    read_parts,
+    repair_lines,
+    set_aside,
+)
+from faerslake.quarters import era_of
+from faerslake.tables import Warehouse
+
+# At most this many damaged lines of one file are brought to the driver for
+# repair; a file with more (binary junk, a wrong delimiter) is quarantined as is.
+MAX_REPAIR_LINES_PER_FILE = 10_000
+
+
+@dataclass
+class IngestResult:
+    audit: pd.DataFrame  # one row per table file of this run (bronze.AUDIT_COLUMNS)
+    quarters_ingested: list[str] = field(default_factory=list)
+    quarters_skipped: list[str] = field(default_factory=list)  # unchanged since last ingest
+    quarters_failed: dict[str, str] = field(default_factory=dict)  # quarter -> why
+    ignored_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_loaded(self) -> int:
+        return int(self.audit["rows_loaded"].sum()) if len(self.audit) else 0
+
+
+@dataclass
+class _FileJob:
+    idx: int
+    tf: TableFile
+    staged: StagedFile
+    layout: Layout
+    repairs: list[Repaired] = field(default_factory=list)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for b in iter(lambda: fh.read(4 * 1024 * 1024), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def _local_dir(uri: str, what: str) -> Path:
+    if uri.startswith("file:"):
+        uri = re.sub(r"^file:(//)?", "", uri)
+        uri = uri if uri.startswith("/") else "/" + uri
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", uri):
+        raise InputError(
+            f"{what} {uri} is not a local folder: set ingest.staging_dir (--set ingest.staging_dir=/local/dir) "
+            f"to a folder on a disk every Spark executor can read."
+        )
+    return Path(uri).expanduser().resolve()
+
+
+def _empty_audit() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in bronze.AUDIT_COLUMNS})
+
+
+def _lit_array(values: list) -> Column:
+    return F.array(*[F.lit(v) for v in values])
+
+
+def ingest(
+    spark: SparkSession,
+    source: str,
+    warehouse: str,
+    quarters: list[str] | None = None,
+    force: bool = False,
+    cfg: PipelineConfig | None = None,
+    log: Callable[[str], None] = print,
+) -> IngestResult:
+    """Ingest the FDA quarterly files under ``source`` into ``warehouse``'s bronze tables."""
+    t0 = time.time()
+    cfg = cfg or PipelineConfig()
+    settings = cfg.ingest
+    wh = Warehouse(warehouse, cfg.tables)
+    disc = discover(source, settings, quarters)
+    result = IngestResult(_empty_audit(), ignored_files=list(disc.ignored), warnings=list(disc.warnings))
+    for w in disc.warnings:
+        log(f"warning: {w}")
+    if disc.ignored:
+        shown = ", ".join(disc.ignored[:12]) + (f", ... ({len(disc.ignored) - 12} more)" if len(disc.ignored) > 12 else "")
+        log(f"ignoring {len(disc.ignored)} files that are not FAERS tables: {shown}")
+    if not disc.quarters:
+        wanted = f" for quarters {', '.join(quarters)}" if quarters else ""
+        raise InputError(
+            f"no FAERS / AERS table files{wanted} found in {source}: pass the folder holding the FDA zips "
+            f"(aers_ascii_2004q1.zip, faers_ascii_2019Q1.zip) or the extracted DEMO/DRUG/... files."
+        )
+    for q, qf in disc.quarters.items():
+        if qf.problem:
+            result.quarters_failed[q] = qf.problem
+            log(f"{q}: SKIPPED, {qf.problem}")
+
+    # ---- 1. which quarters changed --------------------------------------- #
+    sha: dict[str, str] = {}
+    todo: list[QuarterFiles] = []
+    manifest = {} if force else bronze.read_manifest(spark, wh)
+    for q, qf in disc.quarters.items():
+        if qf.problem:
+            continue
+        for s in qf.sources:
+            if s.rel not in sha:
+                sha[s.rel] = _sha256_file(s.path)
+        current = {(s.rel, sha[s.rel]) for s in qf.sources}
+        if not force and manifest.get(q) == current:
+            result.quarters_skipped.append(q)
+            continue
+        todo.append(qf)
+    if result.quarters_skipped:
+        log(f"unchanged since last ingest, skipped (use --force to redo): {', '.join(result.quarters_skipped)}")
+    if not todo:
+        result.seconds = time.time() - t0
+        log("nothing to ingest")
+        return result
+
+    staging_root = _local_dir(settings.staging_dir or f"{warehouse.rstrip('/')}/_staging", "staging folder")
+    run_dir = staging_root / f"ingest-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        jobs = _stage(todo, run_dir, settings.max_line_chars, result, log)
+        ingested = [qf.quarter for qf in todo if qf.quarter not in result.quarters_failed]
+        if not ingested:
+            result.seconds = time.time() - t0
+            log("no quarter could be staged; nothing written")
+            return result
+        jobs = [j for j in jobs if j.tf.quarter in ingested]
+        # global file index = position in `jobs` (part names carry it)
+        audit = _spark_phase(spark, wh, jobs, ingested, run_dir, settings.max_line_chars, log)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        audit = [{**r, "ingested_at": now} for r in audit]
+        bronze.replace_quarters(spark, wh, spark.createDataFrame(
+            [tuple(r[c] for c in bronze.AUDIT_COLUMNS) for r in audit],
+            bronze.table_schema("ingest_audit")), "ingest_audit", ingested)
+        # manifest last: a run killed before this line redoes its quarters
+        rows = [(s.rel, qf.quarter, sha[s.rel], int(s.size), now)
+                for qf in todo if qf.quarter in ingested for s in qf.sources]
+        bronze.replace_quarters(spark, wh, spark.createDataFrame(rows, bronze.table_schema("source_manifest")),
+                                "source_manifest", ingested)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    result.audit = pd.DataFrame(audit, columns=bronze.AUDIT_COLUMNS)
+    audit = result.audit
+    result.quarters_ingested = ingested
+    result.seconds = time.time() - t0
+    for q in ingested:
+        a = audit[audit["quarter"] == q]
+        log(f"{q}: {len(a)} files, {int(a['rows_loaded'].sum()):,} rows loaded "
+            f"({int(a['rows_repaired'].sum())} repaired), {int(a['rows_quarantined'].sum())} lines quarantined")
+    total = result.rows_loaded
+    log(f"ingest done: {len(ingested)} quarters, {total:,} rows in {result.seconds:.1f}s "
+        f"({total / max(result.seconds, 1e-9):,.0f} rows/s)")
+    return result
+
+
+def _stage(todo: list[QuarterFiles], run_dir: Path, max_line_chars: int, result: IngestResult,
+           log: Callable[[str], None]) -> list[_FileJob]:
+    jobs: list[_FileJob] = []
+    for qf in todo:
+        t = time.time()
+        q_jobs: list[_FileJob] = []
+        nbytes = 0
+        try:
+            for tf in sorted(qf.files, key=lambda f: (f.table, f.source_file)):
+                idx = len(jobs) + len(q_jobs)
+                out = run_dir / "parts" / tf.table
+                with open_member(tf.source.path, tf.member) as stream:
+                    try:
+                        staged = stage_stream(stream, out, idx, max_line_chars,
+                                              header_is_optional=tf.table == DELETED)
+                    except OSError as e:
+                        raise StagingError(f"{tf.source_file} cannot be read ({e})") from None
+                layout, warns = layout_from_header(tf.table, staged.header)
+                for w in warns:
+                    msg = f"{tf.source_file}: {w}"
+                    result.warnings.append(msg)
+                    log(f"warning: {msg}")
+                if layout.problem and staged.data_lines:
+                    msg = f"{tf.source_file}: {layout.problem}; all its lines are quarantined"
+                    result.warnings.append(msg)
+                    log(f"warning: {msg}")
+                if staged.header is None and tf.table != DELETED:
+                    msg = f"{tf.source_file} is empty (no header line)"
+                    result.warnings.append(msg)
+                    log(f"warning: {msg}")
+                nbytes += staged.size_bytes
+                q_jobs.append(_FileJob(idx, tf, staged, layout))
+        except StagingError as e:
+            result.quarters_failed[qf.quarter] = str(e)
+            log(f"{qf.quarter}: SKIPPED, {e}")
+            for j in q_jobs:
+                for p in j.staged.parts:
+                    p.path.unlink(missing_ok=True)
+            continue
+        # re-number: failed quarters leave no gap in the global index
+        jobs.extend(q_jobs)
+        log(f"{qf.quarter}: staged {len(q_jobs)} files ({nbytes / 1e6:,.1f} MB) in {time.time() - t:.1f}s")
+    return jobs
+
+
+def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quarters: list[str],
+                 run_dir: Path, max_line_chars: int, log: Callable[[str], None]) -> list[dict]:
+    for pos, j in enumerate(jobs):
+        if j.idx != pos:  # a failed quarter in between: part names carry the old index
+            raise FaerslakeError("internal error: file index out of step")  # pragma: no cover
+    quarter_of = _lit_array([j.tf.quarter for j in jobs])
+    era_arr = _lit_array([era_of(j.tf.quarter) for j in jobs])
+    src_arr = _lit_array([j.tf.source_file for j in jobs])
+    n_arr = _lit_array([j.layout.n for j in jobs])
+    problem_arr = _lit_array([j.layout.problem or "" for j in jobs])
+
+    def at(arr: Column) -> Column:
+        return F.element_at(arr, F.col("file_idx") + 1)
+
+    groups: dict[tuple[str, Layout], list[str]] = {}
+    for j in jobs:
+        if j.staged.parts:
+            groups.setdefault((j.tf.table, j.layout), []).extend("file://" + str(p.path) for p in j.staged.parts)
+
+    aside_path = "file://" + str(run_dir / "aside")
+    with one_partition_per_part(spark):
+        # ---- set aside every line that does not fit (one job) ------------ #
+        t = time.time()
+        frames = [set_aside(read_parts(spark, paths), layout, max_line_chars)
+                  for (_, layout), paths in groups.items()]
+        if frames:
+            df = frames[0]
+            for f in frames[1:]:
+                df = df.unionByName(f)
+            df.write.mode("overwrite").parquet(aside_path)
+            aside = spark.read.parquet(aside_path)
+        else:
+            aside = spark.createDataFrame([], "file_idx INT, line_number LONG, status STRING, nfields INT, "
+                                              "length INT, raw STRING")
+        counts: dict[int, dict[str, int]] = {}
+        for r in aside.groupBy("file_idx", "status").count().collect():
+            counts.setdefault(r["file_idx"], {})[r["status"]] = r["count"]
+        # ---- repairs (driver, bounded) ----------------------------------- #
+        eligible = [i for i, c in counts.items()
+                    if 0 < c.get("fields", 0) + c.get("key", 0) <= MAX_REPAIR_LINES_PER_FILE
+                    and jobs[i].tf.table != DELETED]
+        for i, c in counts.items():
+            if c.get("fields", 0) + c.get("key", 0) > MAX_REPAIR_LINES_PER_FILE:
+                log(f"warning: {jobs[i].tf.source_file}: {c['fields'] + c.get('key', 0):,} lines do not fit the "
+                    f"header; too many to repair, all quarantined")
+        if eligible:
+            cand = (aside.where(F.col("file_idx").isin(eligible) & F.col("status").isin("fields", "key")
+                                & (F.col("length") <= REPAIR_MAX_CHARS))
+                    .select("file_idx", "line_number", "raw").collect())
+            by_file: dict[int, list[tuple[int, str]]] = {}
+            for r in cand:
+                by_file.setdefault(r["file_idx"], []).append((r["line_number"], r["raw"]))
+            for i, lines in by_file.items():
+                lines.sort()
+                jobs[i].repairs = repair_lines(lines, jobs[i].layout.n, jobs[i].layout.key_pos)
+        consumed = sorted({(j.idx, ln) for j in jobs for r in j.repairs for ln in r.lines})
+        log(f"checked every line in {time.time() - t:.1f}s: "
+            f"{sum(c for d in counts.values() for s, c in d.items() if s != 'blank'):,} do not fit their header, "
+            f"{sum(len(j.repairs) for j in jobs)} records repaired")
+
+        # ---- bronze tables: one job per table over all quarters ---------- #
+        for table in (*TABLES, DELETED):
+            t = time.time()
+            schema = bronze.table_schema(table)
+            row_cols = [f.name for f in schema.fields if f.name not in ("quarter", "era", "source_file")]
+            frames = [project_rows(read_parts(spark, paths), layout, max_line_chars)
+                      for (tb, layout), paths in groups.items() if tb == table]
+            fixed = [(j.idx, r.line_number, *_repaired_values(j.layout, r)) for j in jobs
+                     if j.tf.table == table for r in j.repairs]
+            if fixed:
+                fschema = "file_idx INT, line_number LONG, report_key STRING, " + ", ".join(
+                    f"{c} STRING" for c in CANONICAL[table]) + ", extra_fields MAP<STRING,STRING>"
+                frames.append(spark.createDataFrame(fixed, fschema))
+            if frames:
+                df = frames[0]
+                for f in frames[1:]:
+                    df = df.unionByName(f)
+                df = df.select(
+                    at(quarter_of).alias("quarter"), at(era_arr).alias("era"), at(src_arr).alias("source_file"),
+                    *[c for c in row_cols if c not in ("era",)],
+                )
+            else:
+                df = spark.createDataFrame([], schema)
+            bronze.replace_quarters(spark, wh, df, table, quarters)
+            log(f"bronze.{table}: written in {time.time() - t:.1f}s")
+
+        # ---- quarantine --------------------------------------------------- #
+        bad = aside.where(F.col("status") != "blank")
+        if consumed:
+            used = spark.createDataFrame(consumed, "file_idx INT, line_number LONG")
+            bad = bad.join(F.broadcast(used), ["file_idx", "line_number"], "left_anti")
+        control = F.when(F.col("raw").rlike("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"),
+                         F.lit(" (the line holds control bytes: binary data?)")).otherwise(F.lit(""))
+        reason = (
+            F.when(F.col("status") == "too_long",
+                   F.concat(F.lit("line of "), F.col("length").cast("string"),
+                            F.lit(f"+ characters, longer than ingest.max_line_chars={max_line_chars}")))
+            .when(F.col("status") == "no_key", at(problem_arr))
+            .when(F.col("status") == "fields",
+                  F.concat(F.col("nfields").cast("string"), F.lit(" $-separated fields where the header has "),
+                           at(n_arr).cast("string"), control))
+            .when(F.col("status") == "key", F.concat(F.lit("report key is not a whole number"), control))
+            .when(F.col("status") == "not_number", F.lit("not a case number"))
+            .otherwise(F.col("status"))
+        )
+        q = bad.select(
+            at(quarter_of).alias("quarter"),
+            F.element_at(_lit_array([j.tf.table for j in jobs]), F.col("file_idx") + 1).alias("table"),
+            at(src_arr).alias("source_file"),
+            "line_number",
+            F.substring("raw", 1, RAW_LINE_CHARS).alias("raw_line"),
+            reason.alias("reason"),
+        )
+        bronze.replace_quarters(spark, wh, q, "quarantine", quarters)
+
+    # ---- audit --------------------------------------------------------------- #
+    loaded = _read_back(spark, wh, quarters)
+    rows = []
+    for j in jobs:
+        c = counts.get(j.idx, {})
+        blank = c.get("blank", 0)
+        aside_n = sum(v for s, v in c.items() if s != "blank")
+        lines_repaired = len({ln for r in j.repairs for ln in r.lines})
+        n_loaded, _lo, hi = loaded.get(j.tf.source_file, (0, None, None))
+        rec = {
+            "quarter": j.tf.quarter,
+            "table": j.tf.table,
+            "source_file": j.tf.source_file,
+            "lines_read": j.staged.data_lines - blank,
+            "rows_loaded": n_loaded,
+            "rows_repaired": len(j.repairs),
+            "lines_repaired": lines_repaired,
+            "rows_quarantined": aside_n - lines_repaired,
+            "sha256": j.staged.sha256,
+        }
+        if hi is not None and hi > j.staged.total_lines:
+            raise FaerslakeError(  # pragma: no cover - would be a bug in line numbering
+                f"internal error: {j.tf.source_file} has a line number {hi} beyond its {j.staged.total_lines} lines")
+        balance = rec["rows_loaded"] - rec["rows_repaired"] + rec["lines_repaired"] + rec["rows_quarantined"]
+        if balance != rec["lines_read"]:
+            log(f"warning: audit of {j.tf.source_file} does not balance: {rec}")
+        rows.append(rec)
+    return rows
+
+
+def _repaired_values(layout: Layout, r: Repaired) -> list:
+    cols = dict(layout.columns)
+    f = r.fields
+    extra = {name: f[i] for name, i in layout.extras}
+    return [f[layout.key_pos], *[f[cols[c]] if c in cols else None for c in CANONICAL[layout.table]], extra]
+
+
+def _read_back(spark: SparkSession, wh: Warehouse, quarters: list[str]) -> dict[str, tuple[int, int, int]]:
+    """source_file -> (rows, min line, max line) of what the bronze tables now hold."""
+    frames: list[DataFrame] = []
+    for table in (*TABLES, DELETED):
+        frames.append(wh.read(spark, "bronze", table).where(F.col("quarter").isin(quarters))
+                      .groupBy("source_file").agg(F.count(F.lit(1)).alias("n"),
+                                                  F.min("line_number").alias("lo"),
+                                                  F.max("line_number").alias("hi")))
+    df = frames[0]
+    for f in frames[1:]:
+        df = df.unionByName(f)
+    return {r["source_file"]: (r["n"], r["lo"], r["hi"]) for r in df.collect()}
+
+
+__all__ = ["IngestResult", "ingest", "Source"]
