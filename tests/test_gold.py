@@ -70,7 +70,7 @@ REPORTS = {
     # decoy: antitoxin is not exposure, so this is a control
     14: (Q, 60.0, "M", [(1, "PS", "BOTULISM ANTITOXIN HEPTAVALENT", "BOTULINUM ANTITOXIN", ["MIGRAINE"])],
          ["DEPRESSION"]),
-    # BoNT as concomitant: exposed without a role filter, neither with [PS, SS]
+    # BoNT as concomitant: exposed without a role filter, a control with [PS, SS]
     15: (Q, 33.0, "F", [(1, "C", "BOTOX", None, ["MIGRAINE"])], []),
     # legacy quarter, dropped by a period filter
     16: ("2010Q1", 41.0, "F", [(1, "PS", "BOTOX", None, ["MIGRAINE"])], ["DEPRESSION"]),
@@ -166,11 +166,15 @@ def test_exact_2x2_per_cohort(spark, silver, study):
 def test_role_code_filter(spark, silver, study):
     ps_ss = dataclasses.replace(study, exposure_role_codes=["PS", "SS"])
     members = members_of(spark, silver, ps_ss)
-    # report 15 (BoNT as concomitant) is no longer exposed, and not a control either
-    assert (15, Q, "migraine") not in members
-    expected = {k: v for k, v in EXPECTED_MEMBERS.items() if k[0] != 15}
-    assert members == expected
-    assert counts_of(spark, silver, ps_ss)["migraine"] == (2, 2, 2, 2)
+    # report 15's only BoNT row is concomitant: with the filter it is no
+    # exposure drug row, so the report is a control (study file: "only drug
+    # rows with these role codes count as exposure")
+    assert members == {**EXPECTED_MEMBERS, (15, Q, "migraine"): (False, False)}
+    assert counts_of(spark, silver, ps_ss)["migraine"] == (2, 2, 2, 3)
+    # role codes compare trimmed and upper-case; a filter nobody meets leaves no exposed
+    only_c = dataclasses.replace(study, exposure_role_codes=["C"])
+    got = members_of(spark, silver, only_c)
+    assert {k for k, (exposed, _) in got.items() if exposed} == {(15, Q, "migraine")}
 
 
 def test_period_filter(spark, silver, study):

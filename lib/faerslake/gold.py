@@ -120,8 +120,10 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
     - exposed in k: an exposure drug row (of an allowed role code, when the
       study restricts roles) has an indication of k;
     - control in k: a drug row has an indication of k and no drug row of the
-      report matches the exposure tokens (in any role: a report with BoNT as
-      a concomitant drug is not a clean control);
+      report is an exposure drug row (with a role filter, "exposure drug" is
+      the filtered definition: ``exposure_role_codes`` says which rows count
+      as exposure, so a report whose BoNT row has another role can be a
+      control — as the generator's truth model reads it);
     - excluded (when enabled): an INDI PT of the report is an outcome PT, or a
       drug row matches the exclusion tokens;
     - event: a REAC PT of the report is an outcome PT;
@@ -141,10 +143,9 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
     outcome_pts = list(dict.fromkeys(study.outcome_pts))
 
     is_exposure = drug_matches(study.exposure)
-    exposure_in_role = is_exposure
     if study.exposure_role_codes is not None:
-        exposure_in_role = is_exposure & F.upper(F.trim(F.col("role_cod"))).isin(
-            list(study.exposure_role_codes))
+        is_exposure = is_exposure & F.coalesce(
+            F.upper(F.trim(F.col("role_cod"))).isin(list(study.exposure_role_codes)), F.lit(False))
     excl = study.exclusions
     is_excluded_drug = (contains_any([F.col("drugname_norm"), F.col("prod_ai_norm")], excl.drug_tokens)
                         if excl.enabled else F.lit(False))
@@ -152,7 +153,6 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
     flagged = drugs.select(
         *KEYS, "drug_seq",
         is_exposure.alias("is_exposure"),
-        exposure_in_role.alias("exposure_in_role"),
         is_excluded_drug.alias("is_excluded_drug"),
     )
 
@@ -165,7 +165,7 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
     in_cohort = (
         flagged.join(indi_cohort, [*KEYS, "drug_seq"])
         .groupBy(*KEYS, "cohort")
-        .agg(F.max(F.col("exposure_in_role")).alias("exposed"))
+        .agg(F.max(F.col("is_exposure")).alias("exposed"))
     )
 
     has_exposure = (flagged.where("is_exposure").select(*KEYS).distinct()
@@ -325,7 +325,7 @@ def _upstream_context(spark, wh: Warehouse, log: Callable[[str], None]) -> dict[
     dedup, v = _read_pinned(spark, wh, "silver", "dedup_summary")
     if dedup is not None:
         versions["silver/dedup_summary"] = v
-        pdf = dedup.toPandas()  # one row per quarter + 'all'
+        pdf = _small_pandas(dedup)  # one row per quarter + 'all'
         pdf["_o"] = pdf["scope"].map(lambda s: -1 if s == "all" else _safe_qi(s))
         ctx["dedup_summary"] = pdf.sort_values("_o").drop(columns="_o").reset_index(drop=True)
     audit, v = _read_pinned(spark, wh, "bronze", "ingest_audit")
@@ -341,9 +341,14 @@ def _upstream_context(spark, wh: Warehouse, log: Callable[[str], None]) -> dict[
     if manifest is not None:
         versions["bronze/source_manifest"] = v
         cols = [c for c in ["source", "quarter", "sha256", "size_bytes"] if c in manifest.columns]
-        ctx["source_manifest"] = manifest.select(*cols).toPandas()  # one row per source file
+        ctx["source_manifest"] = _small_pandas(manifest.select(*cols))  # one row per source file
     ctx["upstream_versions"] = versions
     return ctx
+
+
+def _small_pandas(df) -> pd.DataFrame:
+    """collect() of a table known to be tiny (no Arrow round trip needed)."""
+    return pd.DataFrame([r.asDict() for r in df.collect()], columns=df.columns)
 
 
 def _safe_qi(q: str) -> int:

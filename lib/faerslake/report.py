@@ -84,7 +84,7 @@ def fmt_ci(lo: Any, hi: Any) -> str:
 # --------------------------------------------------------------------------- #
 # forest plot
 # --------------------------------------------------------------------------- #
-def forest_plot_png(results: pd.DataFrame, title: str = "") -> bytes:
+def forest_plot_figure(results: pd.DataFrame, title: str = ""):
     """Forest plot of ROR and 95 % CI per cohort (log x axis, line at 1).
 
     Uses matplotlib's Agg canvas directly (no global backend switch, no
@@ -127,8 +127,13 @@ def forest_plot_png(results: pd.DataFrame, title: str = "") -> bytes:
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def forest_plot_png(results: pd.DataFrame, title: str = "") -> bytes:
+    """:func:`forest_plot_figure` as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    forest_plot_figure(results, title).savefig(buf, format="png")
     return buf.getvalue()
 
 
@@ -178,7 +183,7 @@ def _data_section(ctx: dict[str, Any]) -> Section:
     quarters = ctx.get("quarters")
     qt = ctx.get("quarters_text") or (", ".join(quarters) if quarters else None)
     sec.blocks.append(f"Quarters covered: {qt or NOT_AVAILABLE}"
-                      + (f" ({len(quarters)} quarters)." if quarters else "."))
+                      + (f" ({len(quarters)} quarter{'s' if len(quarters) != 1 else ''})." if quarters else "."))
     audit = ctx.get("audit_totals")
     if audit:
         header = ["table files", "quarters", "lines read", "rows loaded", "rows repaired",
@@ -259,7 +264,7 @@ def _provenance_section(ctx: dict[str, Any]) -> Section:
 def _mh_section(mh: pd.DataFrame | None) -> Section:
     sec = Section("Mantel–Haenszel pooled ROR (extra)")
     if mh is None or not len(mh):
-        sec.blocks.append(NOT_AVAILABLE)
+        sec.blocks.append(f"Mantel–Haenszel pooled ROR: {NOT_AVAILABLE}.")
         return sec
     sec.blocks.append(f"Strata: {mh['strata'].iloc[0]}; Robins–Breslow–Greenland 95 % CI; "
                       "strata with fewer than 2 reports are skipped.")

@@ -1,0 +1,225 @@
+"""The study report: files written, a real PNG forest plot, the cohort table,
+published figures, data summaries and provenance; missing pieces say so."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+from faerslake import gold, report, stats
+from faerslake.config import load_study
+from faerslake.tables import Warehouse
+from matplotlib.image import imread
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_study()
+
+
+def results_for(study, counts):
+    """counts: cohort -> (a, b, c, d); cohorts in study order, missing = empty."""
+    rows = []
+    for c in study.cohorts:
+        a, b, cc, d = counts.get(c.name, (0, 0, 0, 0))
+        rows.append({"study": study.name, "cohort": c.name, "exposed_reports": a + b, "exposed_events": a,
+                     "control_reports": cc + d, "control_events": cc})
+    return stats.cohort_statistics(pd.DataFrame(rows))
+
+
+COUNTS = {
+    "cosmetic": (40, 20644, 2, 1212),
+    "migraine": (57, 4123, 1310, 55365),
+    "sialorrhea": (0, 157, 40, 1134),  # Haldane
+    "bladder": (12, 903, 520, 30307),
+}
+
+
+@pytest.fixture()
+def full_context(study):
+    dedup = pd.DataFrame({
+        "scope": ["all", "2012Q4", "2013Q1"], "reports_read": [1200, 500, 700],
+        "removed_deleted": [10, 4, 6], "removed_older_versions": [90, 40, 50],
+        "removed_strict_duplicates": [0, 0, 0], "reports_kept": [1100, 456, 644],
+    })
+    manifest = pd.DataFrame({
+        "source": ["faers_ascii_2012q4.zip", "faers_ascii_2013q1.zip"], "quarter": ["2012Q4", "2013Q1"],
+        "sha256": ["a" * 64, "b" * 64], "size_bytes": [123456, 234567],
+    })
+    return {
+        "study": study, "warehouse": "/data/wh", "quarters": ["2012Q4", "2013Q1"],
+        "quarters_text": "2012Q4–2013Q1", "dedup_summary": dedup,
+        "audit_totals": {"table_files": 14, "quarters": 2, "lines_read": 98765, "rows_loaded": 98700,
+                         "rows_repaired": 3, "lines_repaired": 6, "rows_quarantined": 62},
+        "source_manifest": manifest,
+        "table_versions": {"silver/reports": 3, "silver/drugs": 3, "gold/botox_depression/cohort_results": 7},
+        "mantel_haenszel": pd.DataFrame({
+            "study": study.name, "cohort": ["cosmetic", "migraine"], "strata": "sex, age band, era",
+            "strata_used": [12, 20], "crude_ror": [1.17, 0.584], "mh_ror": [1.1, 0.61234],
+            "mh_ci_lower": [0.25, 0.45], "mh_ci_upper": [4.9, 0.83]}),
+        "faerslake_version": "9.9.9", "generated_at": "2026-11-26 16:00:00 UTC",
+    }
+
+
+def test_report_files_and_contents(tmp_path, study, full_context):
+    results = results_for(study, COUNTS)
+    paths = report.write_report(tmp_path, results, full_context)
+    assert set(paths) == {"md", "html", "png"}
+    for p in paths.values():
+        assert p.exists() and p.stat().st_size > 0
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temp files
+
+    png = paths["png"].read_bytes()
+    assert png.startswith(PNG_MAGIC)
+    img = imread(paths["png"])
+    assert img.shape[0] > 100 and img.shape[1] > 300
+
+    md = paths["md"].read_text()
+    assert "| cohort | exposed | exposed events | control | control events | ROR | 95 % CI |" in md
+    section = md.split("## Cohort results", 1)[1].split("\n## ", 1)[0]
+    lines = {ln.split("|")[1].strip(): ln for ln in section.splitlines() if ln.startswith("| ")}
+    # migraine: 4,180 exposed (57 events), 56,675 controls (1,310 events)
+    mig = [c.strip() for c in lines["migraine"].split("|")[1:-1]]
+    r = results.set_index("cohort").loc["migraine"]
+    assert r["ror"] == pytest.approx((57 / 4123) / (1310 / 55365))  # 0.58428...
+    assert mig[:6] == ["migraine", "4,180", "57", "56,675", "1,310", "0.584"]
+    assert mig[7] == "no"
+    sia = [c.strip() for c in lines["sialorrhea"].split("|")[1:-1]]
+    assert sia[7] == "yes"
+    hyp = [c.strip() for c in lines["hyperhidrosis"].split("|")[1:-1]]
+    assert hyp[5:7] == ["–", "–"]  # not estimable
+    assert "![forest plot of ROR per cohort](forest_plot.png)" in md
+
+    # published figures beside ours
+    assert "20,684" in md and "56,675" in md and "0.77 (0.43–1.43)" in md
+    assert "no depression report among BoNT patients" in md
+    # data and provenance
+    assert "Quarters covered: 2012Q4–2013Q1 (2 quarters)." in md
+    assert "| 14 | 2 | 98,765 | 98,700 | 3 | 6 | 62 |" in md
+    assert "| all | 1,200 | 10 | 90 | 0 | 1,100 |" in md
+    assert study.sha256 in md and study.source_path in md
+    assert study.sha256 == hashlib.sha256(open(study.source_path, "rb").read()).hexdigest()
+    assert "| silver/reports | 3 |" in md and "| gold/botox_depression/cohort_results | 7 |" in md
+    assert "a" * 64 in md and "b" * 64 in md
+    assert "versionAsOf" in md
+    assert "| migraine | 20 | 0.584 | 0.612 | 0.45–0.83 |" in md
+    assert "not available" not in md
+
+    page = paths["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert '<img src="forest_plot.png"' in page
+    assert "<td>migraine</td><td>4,180</td><td>57</td><td>56,675</td><td>1,310</td>" in page
+    assert study.sha256 in page and "<td>silver/reports</td><td>3</td>" in page
+    md_tables = sum(1 for ln in md.splitlines() if ln.startswith("|---"))
+    assert md_tables >= 7 and page.count("<table>") == md_tables
+
+
+def test_forest_plot_axes(study):
+    results = results_for(study, COUNTS)
+    fig = report.forest_plot_figure(results)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    vlines = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [1.0, 1.0]]
+    assert len(vlines) == 1
+    labels = [t.get_text() for _, t in sorted(zip(ax.get_yticks(), ax.get_yticklabels(), strict=True),
+                                              key=lambda p: -p[0])]
+    assert labels[0] == "cosmetic (n=20,684 / 1,214)"  # top to bottom in study order
+    assert labels[-1] == "bladder (n=915 / 30,827)"
+    assert [lb.split()[0] for lb in labels] == [c.name for c in study.cohorts]
+    assert len(labels) == len(study.cohorts)
+    lo, hi = ax.get_xlim()
+    finite = results.dropna(subset=["ror"])
+    assert lo < finite["ror_ci_lower"].min() and hi > finite["ror_ci_upper"].max()
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("not estimable") == 4  # spasticity, torticollis, blepharospasm, hyperhidrosis
+
+
+def test_report_with_nothing_upstream_and_no_estimates(tmp_path, study):
+    results = results_for(study, {})  # every cohort empty: every ROR null
+    paths = report.write_report(tmp_path / "nested" / "out", results, {"study": study})
+    assert paths["png"].read_bytes().startswith(PNG_MAGIC)
+    md = paths["md"].read_text()
+    for line in ["Quarters covered: not available.", "Mantel–Haenszel pooled ROR: not available.", "Ingest audit totals: not available.",
+                 "De-duplication summary: not available.", "Delta table versions: not available.",
+                 "Source manifest SHA-256s: not available."]:
+        assert line in md
+    # a study without a published section, and no study object at all
+    import dataclasses
+
+    bare = dataclasses.replace(study, published={})
+    md2 = report.write_report(tmp_path / "bare", results, {"study": bare})["md"].read_text()
+    assert "no `published` section: not available" in md2
+    md3 = report.write_report(tmp_path / "none", results, {})["md"].read_text()
+    assert md3.startswith("# faerslake study: botox_depression")
+
+
+def test_html_escapes_text(tmp_path, study):
+    import dataclasses
+
+    odd = dataclasses.replace(study, description="<script>alert(1)</script> & co")
+    page = report.write_report(tmp_path, results_for(odd, COUNTS), {"study": odd})["html"].read_text()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
+
+
+# --------------------------------------------------------------------------- #
+# run_study with every upstream table present: real versions and hashes
+# --------------------------------------------------------------------------- #
+def test_run_study_report_provenance(spark, study, tmp_path):
+    root = str(tmp_path / "wh")
+    wh = Warehouse(root)
+    wh.write(spark.createDataFrame(
+        [(1, 11, 1, "faers", "2013Q1", "20130105", None, None, 40.0, "F", "US", "MD", "EXP", "I"),
+         (2, 12, 1, "faers", "2013Q1", "20130105", None, None, 50.0, "M", "US", "MD", "EXP", "I")],
+        "report_key BIGINT, caseid BIGINT, caseversion INT, era STRING, quarter STRING, fda_dt STRING, "
+        "event_dt STRING, event_date DATE, age_years DOUBLE, sex STRING, reporter_country STRING, "
+        "occp_cod STRING, rept_cod STRING, i_f_code STRING"), "silver", "reports")
+    wh.write(spark.createDataFrame(
+        [(1, "2013Q1", 1, "PS", "BOTOX", None, "BOTOX", None),
+         (2, "2013Q1", 1, "PS", "TOPIRAMATE", None, "TOPIRAMATE", None)],
+        "report_key BIGINT, quarter STRING, drug_seq BIGINT, role_cod STRING, drugname STRING, "
+        "prod_ai STRING, drugname_norm STRING, prod_ai_norm STRING"), "silver", "drugs")
+    indi = spark.createDataFrame(
+        [(1, "2013Q1", 1, "MIGRAINE", "MIGRAINE"), (2, "2013Q1", 1, "MIGRAINE", "MIGRAINE")],
+        "report_key BIGINT, quarter STRING, drug_seq BIGINT, indi_pt STRING, indi_pt_norm STRING")
+    wh.write(indi, "silver", "indications")
+    wh.write(indi, "silver", "indications")  # second commit: version 1
+    wh.write(spark.createDataFrame([(2, "2013Q1", "DEPRESSION", "DEPRESSION")],
+                                   "report_key BIGINT, quarter STRING, pt STRING, pt_norm STRING"),
+             "silver", "reactions")
+    wh.write(spark.createDataFrame(
+        [("all", 2, 0, 0, 0, 2), ("2013Q1", 2, 0, 0, 0, 2)],
+        "scope STRING, reports_read BIGINT, removed_deleted BIGINT, removed_older_versions BIGINT, "
+        "removed_strict_duplicates BIGINT, reports_kept BIGINT"), "silver", "dedup_summary")
+    wh.write(spark.createDataFrame(
+        [("2013Q1", "demo", "x/DEMO13Q1.txt", 2, 2, 0, 0, 0, "f" * 64, None),
+         ("2013Q1", "drug", "x/DRUG13Q1.txt", 3, 2, 0, 0, 1, "e" * 64, None)],
+        "quarter STRING, table STRING, source_file STRING, lines_read BIGINT, rows_loaded BIGINT, "
+        "rows_repaired BIGINT, lines_repaired BIGINT, rows_quarantined BIGINT, sha256 STRING, "
+        "ingested_at TIMESTAMP"), "bronze", "ingest_audit")
+    wh.write(spark.createDataFrame(
+        [("faers_ascii_2013q1.zip", "2013Q1", "c" * 64, 1000, None)],
+        "source STRING, quarter STRING, sha256 STRING, size_bytes BIGINT, ingested_at TIMESTAMP"),
+        "bronze", "source_manifest")
+
+    out = tmp_path / "out"
+    results = gold.run_study(spark, root, study, str(out), log=lambda m: None)
+    mig = results.set_index("cohort").loc["migraine"]
+    assert (mig["exposed_reports"], mig["exposed_events"], mig["control_reports"], mig["control_events"]) \
+        == (1, 0, 1, 1)
+    md = (out / study.name / "report.md").read_text()
+    assert "| silver/indications | 1 |" in md and "| silver/reports | 0 |" in md
+    assert "| gold/botox_depression/cohort_results | 0 |" in md
+    assert "| bronze/source_manifest | 0 |" in md
+    assert "c" * 64 in md
+    assert "Quarters covered: 2013Q1 (1 quarter)." in md
+    assert "| 2 | 1 | 5 | 4 | 0 | 0 | 1 |" in md  # audit totals
+    assert "| 2013Q1 | 2 | 0 | 0 | 0 | 2 |" in md  # dedup per quarter
+    assert study.sha256 in md
+    assert "not available" not in md
+    # the gold versions in the report are the tables' real current versions
+    for name in ("cohort_members", "cohort_results", "mantel_haenszel"):
+        v = wh.version(spark, "gold", f"botox_depression/{name}")
+        assert f"| gold/botox_depression/{name} | {v} |" in md
