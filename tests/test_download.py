@@ -155,11 +155,15 @@ def test_download_resume_missing_corrupt_and_manifest(zips, tmp_path):
     assert any("MISSING" in m and "2013Q1" in m for m in messages)
 
 
-def test_rerun_skips_verified_files_and_fetches_the_rest(zips, tmp_path):
+def test_rerun_skips_verified_files_and_fetches_the_rest(zips, tmp_path, capsys):
     dest = tmp_path / "dl"
     with serve(zips) as (url, log):
         download_quarters(["2012Q3", "2012Q4"], dest, base_url=url, log=quiet, sleep=Recorder())
         assert len(log) == 2
+        # the progress bar goes to stderr, stdout stays clean
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "[2/2] 2012Q4 faers_ascii_2012q4.zip [########################] 100.0%" in err
         log.clear()
         m = download_quarters(["2012Q3", "2012Q4", "2019Q1"], dest, base_url=url, log=quiet, sleep=Recorder())
     # only 2019Q1 was fetched; the upper-case Q spelling is tried first from 2019 on
