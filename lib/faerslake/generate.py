@@ -13,11 +13,22 @@ The truth is computed from the generator's own model of each case while the
 case is created (its reports, the kept latest version, its cohort flags under
 the spec rules, written in plain Python below), never by re-reading files.
 
+``_truth.json`` keys (all for the default study, strict de-duplication off):
+``cohorts`` {cohort: exposed_reports, exposed_events, control_reports,
+control_events} in study order; ``dedup`` {"all" and each quarter:
+reports_read, removed_deleted, removed_older_versions, reports_kept};
+``ingest`` one entry per table file (quarter, table, file as
+``container/dir/NAME`` or ``NAME.zip!/dir/NAME``, lines_read, rows_loaded,
+rows_repaired, lines_repaired, rows_quarantined); ``deleted_cases``
+(distinct ids over all lists, and per list its lines); ``silver_rows`` (rows
+of the kept reports per silver table); ``kept_by_era``; ``generator`` (seed,
+reports, quarters, as_zip).
+
 Scale: cases are created in order of the quarter where they start; a case's
-versions lie within ``WINDOW`` later quarters, so only those quarters' files
-are open at once and a quarter is closed (and zipped) as soon as no later case
-can write into it. Memory holds one case at a time plus counters and the
-deleted-case lists.
+versions lie within ``WINDOW`` later quarters (a hand-placed few one more), so
+only those quarters' files are open at once and a quarter is closed (and
+zipped) as soon as no later case can write into it. Memory holds one case at a
+time plus counters and the deleted-case lists (~60 MB for 12 million rows).
 """
 
 from __future__ import annotations
