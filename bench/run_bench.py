@@ -1,0 +1,462 @@
+"""``make bench``: faerslake end to end at two sizes, against the DuckDB yardstick.
+
+Place in the project: outside the pipeline. For sizes S and 4·S (``--reports``
+cases over the generator's default quarters, written as FDA zips) it
+
+1. generates the quarters once (reused while ``_truth.json`` says they match),
+2. runs ``bench/duckdb_reference.py`` and ``faerslake run --set
+   spark.driver_memory=1g`` one after the other as subprocesses, each watched
+   through ``/proc`` for wall time, CPU time and peak resident memory (VmHWM)
+   of every process of its tree (the JVM driver is a child of the python CLI),
+3. times the pipeline's stages from the arrival of its progress lines on
+   stderr (``[1/3] ingest``, ``[1/3] ingest done``, ... ``[3/3] study done``),
+4. checks that faerslake, DuckDB and the generator's ``_truth.json`` give the
+   same a, b, c, d for every cohort,
+5. prints a table and writes ``bench/results/<UTC date>.json`` and
+   ``bench/results/latest.json``, with a projection of the full archive from
+   the measured throughput.
+
+The run fails (exit 1) when a run fails or the cohort counts disagree; the
+speed targets are reported (``targets``), not enforced, because timings on a
+shared machine are noisy (the load average is recorded beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+RESULTS = REPO / "bench" / "results"
+STAGES = ("ingest", "build", "study")
+# Full archive (docs/faers-format.md "Sizes"): 2004Q1-2026Q2.
+ARCHIVE = {"rows": 330_000_000, "reports": 25_000_000, "quarters": 90}
+TARGETS = {"ratio_vs_duckdb_max": 3.0, "scaling_ratio_max": 4.0,
+           "archive_2_cores_minutes_max": 60.0, "archive_32_cores_minutes_max": 8.0}
+STAGE_LINE = re.compile(r"\[(\d)/3\] (ingest|build|study)( done)?\b")
+QUARTER_LINE = re.compile(r"\] (\d{4}Q[1-4]): (\d+) files, ([\d,]+) rows loaded")
+
+
+# --------------------------------------------------------------------------- #
+# Watching a process tree through /proc
+# --------------------------------------------------------------------------- #
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as f:
+                stat = f.read().decode("latin-1")
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+class TreeWatcher(threading.Thread):
+    """Samples every process under ``root`` every ``interval`` s: peak RSS (VmHWM) and CPU seconds."""
+
+    def __init__(self, root: int, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.procs: dict[int, dict] = {}
+        self.peak_total_rss_kb = 0
+        self._halt = threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _sample(self) -> None:
+        kids = _children_map()
+        todo, tree = [self.root], []
+        while todo:
+            p = todo.pop()
+            tree.append(p)
+            todo += kids.get(p, [])
+        total = 0
+        for pid in tree:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    status = dict(line.split(":", 1) for line in f if ":" in line)
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    stat = f.read().decode("latin-1")
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("latin-1").strip()
+            except (OSError, ValueError):
+                continue
+            if "VmHWM" not in status:
+                continue  # a zombie
+            fields = stat[stat.rindex(")") + 2:].split()
+            cpu = (int(fields[11]) + int(fields[12])) / self.tick
+            hwm = int(status["VmHWM"].split()[0])
+            rss = int(status["VmRSS"].split()[0])
+            total += rss
+            rec = self.procs.setdefault(pid, {"pid": pid, "name": status["Name"].strip(), "cmd": cmd[:300],
+                                              "jvm": "org.apache.spark.deploy.SparkSubmit" in cmd,
+                                              "hwm_kb": 0, "cpu_s": 0.0})
+            rec["hwm_kb"] = max(rec["hwm_kb"], hwm)
+            rec["cpu_s"] = max(rec["cpu_s"], cpu)
+        self.peak_total_rss_kb = max(self.peak_total_rss_kb, total)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self._sample()
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+    def summary(self) -> dict:
+        def peak(pred) -> float:
+            return round(max((p["hwm_kb"] for p in self.procs.values() if pred(p)), default=0) / 1024, 1)
+
+        # the JVM is spark-submit's java (its comm may read "spark-submit"); the driver's python
+        # is the root (the CLI); pyspark.daemon / worker processes are Python UDF workers
+        is_jvm = lambda p: p["jvm"]  # noqa: E731
+        return {
+            "peak_jvm_rss_mb": peak(is_jvm),
+            "peak_python_rss_mb": peak(lambda p: p["pid"] == self.root),
+            "peak_python_workers_rss_mb": peak(lambda p: "pyspark" in p["cmd"] and "daemon" in p["cmd"]),
+            "peak_any_rss_mb": peak(lambda p: True),
+            "peak_tree_rss_mb": round(self.peak_total_rss_kb / 1024, 1),
+            "cpu_seconds": round(sum(p["cpu_s"] for p in self.procs.values()), 1),
+            "cpu_seconds_by_process": {f"{p['name']}[{pid}]": round(p["cpu_s"], 1) for pid, p in self.procs.items()},
+        }
+
+
+def watched(cmd: list[str], log_path: Path, on_line=None) -> dict:
+    """Run ``cmd``; stderr lines are timestamped (s since start) into ``log_path``."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            encoding="utf-8", errors="replace", cwd=REPO)
+    w = TreeWatcher(proc.pid)
+    w.start()
+    lines: list[tuple[float, str]] = []
+    out_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    with open(log_path, "w", encoding="utf-8") as logf:
+        for line in proc.stderr:
+            t = time.perf_counter() - t0
+            lines.append((t, line.rstrip("\n")))
+            logf.write(f"{t:9.2f} {line}")
+            logf.flush()
+            if on_line:
+                on_line(t, line.rstrip("\n"))
+    rc = proc.wait()
+    wall = time.perf_counter() - t0
+    w.stop()
+    reader.join()
+    return {"rc": rc, "wall": wall, "lines": lines, "stdout": "".join(out_chunks), **w.summary()}
+
+
+# --------------------------------------------------------------------------- #
+# The runs
+# --------------------------------------------------------------------------- #
+def ensure_source(dest: Path, reports: int, seed: int, log) -> dict:
+    """Generated zips for ``reports`` cases (reused when ``_truth.json`` matches)."""
+    truth_path = dest / "_truth.json"
+    if truth_path.exists():
+        truth = json.loads(truth_path.read_text())
+        g = truth.get("generator", {})
+        if g.get("reports") == reports and g.get("seed") == seed and g.get("as_zip") \
+                and all((dest / c).exists() for c in truth.get("containers", [])):
+            log(f"reusing {dest} ({reports} cases)")
+            return truth
+    from faerslake.generate import generate
+
+    shutil.rmtree(dest, ignore_errors=True)
+    t = time.perf_counter()
+    summary = generate(dest, reports=reports, seed=seed, as_zip=True, log=lambda m: None)
+    log(f"generated {summary} ({time.perf_counter() - t:.0f}s)")
+    return json.loads(truth_path.read_text())
+
+
+def stage_times(lines: list[tuple[float, str]], wall: float) -> dict:
+    """Seconds per stage from the arrival times of the pipeline's progress lines."""
+    marks: dict[str, float] = {}
+    own: dict[str, float] = {}
+    for t, line in lines:
+        m = STAGE_LINE.search(line)
+        if not m:
+            continue
+        key = m.group(2) + ("_done" if m.group(3) else "_start")
+        marks.setdefault(key, t)
+        if m.group(3):
+            s = re.search(r"\((\d+(?:\.\d+)?)s\)", line)
+            if s:
+                own[m.group(2)] = float(s.group(1))
+    if not all(f"{s}_done" in marks for s in STAGES):
+        return {}
+    out = {
+        "startup": marks.get("ingest_start", 0.0),
+        "ingest": marks["ingest_done"] - marks.get("ingest_start", 0.0),
+        "build": marks["build_done"] - marks["ingest_done"],
+        "study": marks["study_done"] - marks["build_done"],
+        "shutdown": wall - marks["study_done"],
+    }
+    return {k: round(v, 2) for k, v in out.items()} | {"pipeline_logged": own}
+
+
+def quarter_times(lines: list[tuple[float, str]]) -> list[dict]:
+    """Per-quarter ingest progress (time of each quarter's line after the ingest start)."""
+    start = next((t for t, line in lines if "[1/3] ingest" in line), 0.0)
+    out, prev = [], start
+    for t, line in lines:
+        m = QUARTER_LINE.search(line)
+        if m:
+            out.append({"quarter": m.group(1), "rows": int(m.group(3).replace(",", "")),
+                        "at": round(t - start, 2), "since_previous": round(t - prev, 2)})
+            prev = t
+    return out
+
+
+def read_cohorts(path: Path) -> dict[str, dict[str, int]]:
+    keys = ("exposed_reports", "exposed_events", "control_reports", "control_events")
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["cohort"]: {k: int(float(r[k])) for k in keys} for r in csv.DictReader(f)}
+
+
+def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], log) -> dict:
+    wh, out = work / "wh", work / "out"
+    shutil.rmtree(wh, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(VENV_BIN / "faerslake"), "run", "--source", str(src), "--warehouse", str(wh),
+           "--output", str(out), "--set", f"spark.driver_memory={driver_memory}", *extra]
+    log("$ " + " ".join(cmd))
+
+    def echo(t: float, line: str) -> None:
+        if "[1/3]" in line or "[2/3]" in line or "[3/3]" in line or "rror" in line:
+            log(f"  {t:7.1f}s {line}")
+
+    r = watched(cmd, work / "faerslake.log", echo)
+    r["command"] = " ".join(cmd)
+    r["stages"] = stage_times(r["lines"], r["wall"])
+    r["ingest_quarters"] = quarter_times(r["lines"])
+    results = out / "botox_depression" / "cohort_results.csv"
+    r["cohorts"] = read_cohorts(results) if r["rc"] == 0 and results.exists() else None
+    if r["rc"] != 0:
+        log("faerslake run failed; last lines:\n" + "\n".join(x for _, x in r["lines"][-25:]))
+    return r
+
+
+def run_duckdb(src: Path, work: Path, log) -> dict:
+    out_json = work / "duckdb.json"
+    cmd = [sys.executable, str(REPO / "bench" / "duckdb_reference.py"), "--source", str(src),
+           "--work", str(work / "duckdb"), "--json", str(out_json)]
+    log("$ " + " ".join(cmd))
+    r = watched(cmd, work / "duckdb.log", lambda t, line: log(f"  {t:7.1f}s {line}"))
+    r["command"] = " ".join(cmd)
+    if r["rc"] == 0:
+        doc = json.loads(out_json.read_text())
+        r["cohorts"], r["dedup"], r["own_seconds"] = doc["cohorts"], doc["dedup"], doc["seconds"]
+        r["threads"] = doc["threads"]
+        s = doc["seconds"]
+        # the process' own start (imports) is counted in ingest, as the JVM start is for faerslake
+        startup = r["wall"] - s["total"]
+        r["stages"] = {"startup": round(startup, 2), "ingest": s["ingest"], "build": s["build"],
+                       "study": s["study"], "shutdown": 0.0}
+    else:
+        r["cohorts"] = None
+        log("duckdb reference failed:\n" + "\n".join(x for _, x in r["lines"][-25:]))
+    shutil.rmtree(work / "duckdb", ignore_errors=True)
+    return r
+
+
+def _slim(r: dict) -> dict:
+    keep = ("rc", "wall", "stages", "cpu_seconds", "peak_jvm_rss_mb", "peak_python_rss_mb", "peak_python_workers_rss_mb", "peak_any_rss_mb",
+            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads")
+    return {k: (round(r[k], 2) if isinstance(r[k], float) else r[k]) for k in keep if k in r}
+
+
+def project(sizes: list[dict], cores: int) -> dict:
+    """Full-archive minutes from the marginal throughput between the two sizes.
+
+    t(rows) = fixed + rows / throughput, fitted through the two measured
+    points; per-core throughput = throughput / cores of this machine. The
+    projection assumes linear scaling with cores and with rows, and adds per
+    quarter the fixed per-quarter ingest cost measured here (the archive has
+    90 quarters, the bench 5).
+    """
+    a, b = sizes[0], sizes[-1]
+    fa, fb = a["faerslake"], b["faerslake"]
+    if a is b or not fa.get("stages") or not fb.get("stages"):
+        return {}
+    drows = b["rows"] - a["rows"]
+    out: dict = {"method": project.__doc__.strip().split("\n\n")[1].replace("\n", " ").replace("    ", " ")}
+    per_stage = {}
+    for s in STAGES:
+        dt_s = fb["stages"][s] - fa["stages"][s]
+        per_stage[s] = {"marginal_rows_per_s": round(drows / dt_s) if dt_s > 0 else None,
+                        "fixed_s": round(fa["stages"][s] - (a["rows"] / (drows / dt_s)) if dt_s > 0 else fa["stages"][s], 1)}
+    dtot = fb["wall"] - fa["wall"]
+    thr = drows / dtot if dtot > 0 else float("nan")
+    fixed = fa["wall"] - a["rows"] / thr
+    nq = len(a["quarters"])
+    per_quarter_fixed = max(per_stage["ingest"]["fixed_s"], 0.0) / nq
+    per_core = thr / cores
+    out.update({
+        "machine_cores": cores,
+        "rows_S": a["rows"], "rows_4S": b["rows"], "seconds_S": round(fa["wall"], 1), "seconds_4S": round(fb["wall"], 1),
+        "marginal_rows_per_s": round(thr), "marginal_rows_per_s_per_core": round(per_core),
+        "fixed_seconds": round(fixed, 1), "ingest_fixed_seconds_per_quarter": round(per_quarter_fixed, 1),
+        "per_stage": per_stage,
+    })
+    for c in (2, 32):
+        secs = fixed + per_quarter_fixed * (ARCHIVE["quarters"] - nq) + ARCHIVE["rows"] / (per_core * c)
+        out[f"archive_{c}_cores_minutes"] = round(secs / 60, 1)
+        out[f"archive_{c}_cores_arithmetic"] = (
+            f"{fixed:.0f} s fixed + {per_quarter_fixed:.1f} s x {ARCHIVE['quarters'] - nq} more quarters + "
+            f"{ARCHIVE['rows']:,} rows / ({per_core:,.0f} rows/s/core x {c} cores) = {secs / 60:.1f} min")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="faerslake vs DuckDB at S and 4·S synthetic cases")
+    p.add_argument("--reports", type=int, default=50_000, help="S, in generated cases (default 50000)")
+    p.add_argument("--scale", type=int, default=4, help="the larger size is S x this (default 4)")
+    p.add_argument("--seed", type=int, default=20240601)
+    p.add_argument("--work", type=Path, default=REPO / ".cache" / "bench", help="generated data and warehouses")
+    p.add_argument("--driver-memory", default="1g")
+    p.add_argument("--only-small", action="store_true", help="run S only (no scaling ratio)")
+    p.add_argument("--skip-duckdb", action="store_true")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra --set for faerslake run (repeatable)")
+    p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    args = p.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    cores = os.cpu_count() or 1
+    started = dt.datetime.now(dt.UTC)
+    load_before = os.getloadavg()
+    sizes: list[dict] = []
+    ok = True
+    multipliers = [1] if args.only_small else [1, args.scale]
+    for mult in multipliers:
+        n = args.reports * mult
+        work = args.work / f"n{n}-s{args.seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        truth = ensure_source(work / "src", n, args.seed, log)
+        rows = sum(e["rows_loaded"] for e in truth["ingest"])
+        size = {"reports": n, "report_rows": truth["dedup"]["all"]["reports_read"], "rows": rows,
+                "quarters": truth["generator"]["quarters"],
+                "zip_mb": round(sum((work / "src" / c).stat().st_size for c in truth["containers"]) / 1e6, 1)}
+        log(f"size {n} cases: {rows:,} table rows, {size['report_rows']:,} reports, {size['zip_mb']} MB of zips")
+        duck = None if args.skip_duckdb else run_duckdb(work / "src", work, log)
+        fl = run_faerslake(work / "src", work, args.driver_memory,
+                           [x for o in args.overrides for x in ("--set", o)], log)
+        checks = {"faerslake_equals_truth": fl["cohorts"] == truth["cohorts"]}
+        if duck is not None:
+            checks["duckdb_equals_truth"] = duck["cohorts"] == truth["cohorts"]
+            checks["duckdb_dedup_equals_truth"] = duck.get("dedup") == truth["dedup"]
+            checks["faerslake_equals_duckdb"] = fl["cohorts"] == duck["cohorts"]
+        for k, v in checks.items():
+            if not v:
+                ok = False
+                log(f"MISMATCH {k}")
+        if fl["cohorts"] != truth["cohorts"] and fl["cohorts"]:
+            for c, want in truth["cohorts"].items():
+                if fl["cohorts"].get(c) != want:
+                    log(f"  {c}: faerslake {fl['cohorts'].get(c)} truth {want}")
+        ok = ok and fl["rc"] == 0 and (duck is None or duck["rc"] == 0)
+        size.update(faerslake=_slim(fl), duckdb=_slim(duck) if duck else None, checks=checks)
+        sizes.append(size)
+
+    # ----- the table ----------------------------------------------------- #
+    print()
+    hdr = f"{'size':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8}"
+    print(hdr)
+    print("-" * len(hdr))
+    for s in sizes:
+        fl, du = s["faerslake"], s["duckdb"]
+        for tool, r in (("duckdb", du), ("faerslake", fl)):
+            if not r or not r.get("stages"):
+                continue
+            for st in ("startup", *STAGES, "shutdown", "total"):
+                secs = r["wall"] if st == "total" else r["stages"][st]
+                ratio = ""
+                if tool == "faerslake" and du and du.get("stages"):
+                    ds = du["wall"] if st == "total" else du["stages"].get(st, 0)
+                    ratio = f"{secs / ds:8.1f}" if ds > 0.05 else ""
+                rps = f"{s['rows'] / secs:11,.0f}" if st in (*STAGES, "total") and secs > 0 else ""
+                print(f"{s['reports']:>8} {tool:<9} {st:<8} {secs:8.1f} {rps:>11} {ratio:>8}")
+            print(f"{'':>8} {tool:<9} peak RSS: JVM {r['peak_jvm_rss_mb']} MB, python {r['peak_python_rss_mb']} MB, "
+                  f"tree {r['peak_tree_rss_mb']} MB; CPU {r['cpu_seconds']} s")
+    small, big = sizes[0], sizes[-1]
+    fl_s, du_s = small["faerslake"], small["duckdb"]
+    result = {
+        "date": started.isoformat(timespec="seconds"),
+        "command": "make bench  # " + " ".join([Path(sys.executable).name, "bench/run_bench.py", *(argv or sys.argv[1:])]),
+        "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                     cwd=REPO).stdout.strip(),
+        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
+        "reports": args.reports,
+        "rows": small["rows"],
+        "driver_memory": args.driver_memory,
+        "faerslake_seconds": round(fl_s["wall"], 1),
+        "duckdb_seconds": round(du_s["wall"], 1) if du_s else None,
+        "ratio_vs_duckdb": round(fl_s["wall"] / du_s["wall"], 2) if du_s else None,
+        "ratio_vs_duckdb_cpu": round(fl_s["cpu_seconds"] / du_s["cpu_seconds"], 2) if du_s and du_s["cpu_seconds"] else None,
+        "ratio_vs_duckdb_by_stage": ({st: round(fl_s["stages"][st] / du_s["stages"][st], 2)
+                                      for st in STAGES if du_s["stages"].get(st)}
+                                     if du_s and du_s.get("stages") and fl_s.get("stages") else None),
+        "scaling_ratio": round(big["faerslake"]["wall"] / fl_s["wall"], 2) if big is not small else None,
+        "duckdb_scaling_ratio": (round(big["duckdb"]["wall"] / du_s["wall"], 2)
+                                 if big is not small and du_s and big["duckdb"] else None),
+        "peak_driver_rss_mb": max(s["faerslake"]["peak_jvm_rss_mb"] for s in sizes),
+        "peak_driver_python_rss_mb": max(s["faerslake"]["peak_python_rss_mb"] for s in sizes),
+        "counts_match": ok,
+        "sizes": sizes,
+        "projection": project(sizes, cores) if len(sizes) > 1 else {},
+    }
+    t = {"ratio_vs_duckdb": (result["ratio_vs_duckdb"] is not None
+                             and result["ratio_vs_duckdb"] <= TARGETS["ratio_vs_duckdb_max"]),
+         "scaling_ratio": (result["scaling_ratio"] is not None
+                           and result["scaling_ratio"] <= TARGETS["scaling_ratio_max"]),
+         "completes_with_1g_driver_at_4S": args.driver_memory == "1g" and big["faerslake"]["rc"] == 0
+         and big is not small}
+    pr = result["projection"]
+    if pr:
+        t["archive_2_cores"] = pr["archive_2_cores_minutes"] <= TARGETS["archive_2_cores_minutes_max"]
+        t["archive_32_cores"] = pr["archive_32_cores_minutes"] <= TARGETS["archive_32_cores_minutes_max"]
+    result["targets"] = {"limits": TARGETS, "met": t}
+    print()
+    print(f"faerslake {result['faerslake_seconds']} s vs duckdb {result['duckdb_seconds']} s at S={args.reports} "
+          f"cases ({small['rows']:,} rows): ratio {result['ratio_vs_duckdb']} (CPU ratio {result['ratio_vs_duckdb_cpu']})")
+    print(f"by stage: {result['ratio_vs_duckdb_by_stage']}")
+    print(f"scaling t(4S)/t(S): faerslake {result['scaling_ratio']}, duckdb {result['duckdb_scaling_ratio']}")
+    print(f"peak driver RSS: JVM {result['peak_driver_rss_mb']} MB (spark.driver_memory={args.driver_memory}), "
+          f"python {result['peak_driver_python_rss_mb']} MB")
+    if pr:
+        print(f"projection, 2 cores: {pr['archive_2_cores_arithmetic']}")
+        print(f"projection, 32 cores: {pr['archive_32_cores_arithmetic']}")
+    print(f"cohort counts faerslake = duckdb = _truth.json: {'yes' if ok else 'NO'}; targets met: {t}")
+    print(f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']}")
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result, indent=1) + "\n"
+        (RESULTS / f"{started.date().isoformat()}.json").write_text(text)
+        (RESULTS / "latest.json").write_text(text)
+        print(f"wrote {RESULTS / (started.date().isoformat() + '.json')} and latest.json")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
