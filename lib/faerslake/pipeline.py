@@ -36,7 +36,7 @@ def audit_frame(spark, wh: Warehouse, quarters: list[str] | None) -> pd.DataFram
     df = wh.read(spark, "bronze", "ingest_audit").select(*AUDIT_COLUMNS)
     if quarters:
         df = df.where(df.quarter.isin(quarters))
-    pdf = df.toPandas()
+    pdf = pd.DataFrame([r.asDict() for r in df.collect()], columns=AUDIT_COLUMNS)
     pdf["_q"] = pdf["quarter"].map(quarter_index)
     pdf["_t"] = pdf["table"].map(lambda t: TABLE_ORDER.index(t) if t in TABLE_ORDER else 99)
     return pdf.sort_values(["_q", "_t", "source_file"]).drop(columns=["_q", "_t"]).reset_index(drop=True)
