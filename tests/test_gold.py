@@ -341,3 +341,45 @@ def test_run_study_report_without_upstream_tables(study_run):
 def test_run_study_without_silver_is_a_clear_error(spark, study, tmp_path):
     with pytest.raises(InputError, match="silver table 'reports' not found.*faerslake build"):
         gold.run_study(spark, str(tmp_path / "empty"), study, str(tmp_path / "out"))
+
+
+def test_mantel_haenszel_strata_from_reports(spark, study):
+    """MH strata come from silver reports (sex, age band, era); compared with
+    statsmodels' StratifiedTable on the same hand-counted strata."""
+    import numpy as np
+    from faerslake import stats
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    # (key, quarter, age, sex, exposed, event) for one cohort, 'migraine'
+    spec = (
+        # F / 18-44 / faers: a=2 b=3 c=1 d=6
+        [(k, Q, 30.0, "F", True, k < 102) for k in range(100, 105)]
+        + [(k, Q, 40.0, " f", False, k < 111) for k in range(110, 117)]
+        # M / 65+ / legacy: a=1 b=1 c=2 d=2 (ages 65 and 90 fall in one band)
+        + [(k, "2010Q1", 65.0, "M", True, k < 121) for k in range(120, 122)]
+        + [(k, "2010Q1", 90.0, "M", False, k < 132) for k in range(130, 134)]
+        # unknown sex and age: a=1 b=0 c=0 d=3 (sex 'UNK', NULL age both stratum U/unknown)
+        + [(140, Q, None, "UNK", True, True)]
+        + [(k, Q, None, None, False, False) for k in range(141, 144)]
+        # age 17.9 -> 0-17, alone in its stratum (one report: skipped)
+        + [(150, Q, 17.9, "F", True, False)]
+    )
+    reports = spark.createDataFrame(
+        [(k, q, "legacy" if q < "2012Q4" else "faers", s, age) for k, q, age, s, _, _ in spec],
+        "report_key BIGINT, quarter STRING, era STRING, sex STRING, age_years DOUBLE")
+    members = spark.createDataFrame([(k, q, "migraine", e, ev) for k, q, _, _, e, ev in spec],
+                                    "report_key BIGINT, quarter STRING, cohort STRING, exposed BOOLEAN, "
+                                    "event BOOLEAN")
+    results = stats.cohort_statistics(gold.cohort_counts(members, study))
+    mh = gold.mantel_haenszel_table(members, reports, study, results).set_index("cohort")
+    strata = [(2, 3, 1, 6), (1, 1, 2, 2), (1, 0, 0, 3)]
+    ref = StratifiedTable([np.array([[a, b], [c, d]], dtype=float) for a, b, c, d in strata])
+    row = mh.loc["migraine"]
+    assert row["strata_used"] == 3
+    assert row["mh_ror"] == pytest.approx(ref.oddsratio_pooled, rel=1e-12)
+    lo, hi = ref.oddsratio_pooled_confint()
+    assert row["mh_ci_lower"] == pytest.approx(lo, rel=1e-6)
+    assert row["mh_ci_upper"] == pytest.approx(hi, rel=1e-6)
+    # crude table pools every report, the lone 0-17 one too: a=4 b=5 c=3 d=11
+    assert row["crude_ror"] == pytest.approx((4 / 5) / (3 / 11))
+    assert mh.loc["cosmetic", "strata_used"] == 0 and pd.isna(mh.loc["cosmetic", "mh_ror"])

@@ -160,8 +160,8 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
         indications.join(F.broadcast(cohort_terms(spark, study)),
                          F.col("indi_pt_norm") == F.col("pt"))
         .select(*KEYS, "drug_seq", "cohort")
-        .distinct()
     )
+    # no distinct needed: duplicate INDI rows collapse in the groupBy below
     in_cohort = (
         flagged.join(indi_cohort, [*KEYS, "drug_seq"])
         .groupBy(*KEYS, "cohort")
@@ -175,11 +175,12 @@ def cohort_members(spark, reports, drugs, indications, reactions, study: Study):
 
     members = in_cohort.join(reports.select(*KEYS), KEYS, "left_semi")
     if excl.enabled:
-        excluded = flagged.where("is_excluded_drug").select(*KEYS)
+        # anti joins need no distinct: one shuffle less per rule
+        if excl.drug_tokens:
+            members = members.join(flagged.where("is_excluded_drug").select(*KEYS), KEYS, "left_anti")
         if excl.outcome_indications:
-            excluded = excluded.unionByName(
-                indications.where(F.col("indi_pt_norm").isin(outcome_pts)).select(*KEYS))
-        members = members.join(excluded.distinct(), KEYS, "left_anti")
+            members = members.join(
+                indications.where(F.col("indi_pt_norm").isin(outcome_pts)).select(*KEYS), KEYS, "left_anti")
     return (
         members.join(has_exposure, KEYS, "left")
         .where(F.col("exposed") | F.col("has_exposure").isNull())

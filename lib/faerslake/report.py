@@ -93,6 +93,7 @@ def forest_plot_figure(results: pd.DataFrame, title: str = ""):
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
 
     recs = results.to_dict("records")
     n = max(len(recs), 1)
@@ -123,7 +124,9 @@ def forest_plot_figure(results: pd.DataFrame, title: str = ""):
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=9)
     ax.set_ylim(-0.7, len(recs) - 0.3)
-    ax.set_xlabel("reporting odds ratio (95 % CI), log scale; n = exposed / control reports")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.set_xlabel("reporting odds ratio (95 % CI), log scale; n = exposed / control reports"
+                  + ("; open marker: Haldane-corrected" if any(r["haldane_corrected"] for r in recs) else ""))
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
