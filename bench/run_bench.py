@@ -224,6 +224,26 @@ def quarter_times(lines: list[tuple[float, str]]) -> list[dict]:
     return out
 
 
+STAGED_LINE = re.compile(r"\] (\d{4}Q[1-4]): staged \d+ files \(([\d,.]+) MB\) in ([\d.]+)s")
+
+
+def staging_from_log(lines_or_path) -> dict:
+    """MB and seconds of the driver's Python staging of the zips (ingest's "staged" lines)."""
+    if isinstance(lines_or_path, Path):
+        if not lines_or_path.exists():
+            return {}
+        lines = [(0.0, x) for x in lines_or_path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    else:
+        lines = lines_or_path
+    mb = secs = 0.0
+    for _, line in lines:
+        m = STAGED_LINE.search(line)
+        if m:
+            mb += float(m.group(2).replace(",", ""))
+            secs += float(m.group(3))
+    return {"mb": round(mb, 1), "seconds": round(secs, 2)}
+
+
 def read_cohorts(path: Path) -> dict[str, dict[str, int]]:
     keys = ("exposed_reports", "exposed_events", "control_reports", "control_events")
     with open(path, newline="", encoding="utf-8") as f:
@@ -246,6 +266,7 @@ def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], l
     r["command"] = " ".join(cmd)
     r["stages"] = stage_times(r["lines"], r["wall"])
     r["ingest_quarters"] = quarter_times(r["lines"])
+    r["staging"] = staging_from_log(r["lines"])
     results = out / "botox_depression" / "cohort_results.csv"
     r["cohorts"] = read_cohorts(results) if r["rc"] == 0 and results.exists() else None
     if r["rc"] != 0:
@@ -278,50 +299,163 @@ def run_duckdb(src: Path, work: Path, log) -> dict:
 
 def _slim(r: dict) -> dict:
     keep = ("rc", "wall", "stages", "cpu_seconds", "peak_jvm_rss_mb", "peak_python_rss_mb", "peak_python_workers_rss_mb", "peak_any_rss_mb",
-            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads")
+            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging")
     return {k: (round(r[k], 2) if isinstance(r[k], float) else r[k]) for k in keep if k in r}
 
 
 def project(sizes: list[dict], cores: int) -> dict:
-    """Full-archive minutes from the marginal throughput between the two sizes.
+    """Full-archive minutes from the two measured sizes (see the README's arithmetic).
 
-    t(rows) = fixed + rows / throughput, fitted through the two measured
-    points; per-core throughput = throughput / cores of this machine. The
-    projection assumes linear scaling with cores and with rows, and adds per
-    quarter the fixed per-quarter ingest cost measured here (the archive has
-    90 quarters, the bench 5).
+    Wall model: t(rows) = fixed + rows / throughput, a straight line through
+    the two measured points, with the marginal throughput split evenly over
+    this machine's cores; on c cores t = fixed + rows / (per-core throughput x c).
+    CPU model: CPU seconds per row between the two sizes (less sensitive to a
+    busy machine than wall time), t = fixed + rows x CPU-s per row / c.
+    Both assume the marginal work parallelises over cores and that the fixed
+    cost does not grow with the quarter count (the archive has 90 quarters, the
+    bench 5; faerslake writes each table once for all quarters of a run).
+    Python staging of the zips is serial (one driver process) and is added
+    at its measured MB/s for the archive's uncompressed size.
     """
     a, b = sizes[0], sizes[-1]
     fa, fb = a["faerslake"], b["faerslake"]
     if a is b or not fa.get("stages") or not fb.get("stages"):
         return {}
+    rows = ARCHIVE["rows"]
     drows = b["rows"] - a["rows"]
-    out: dict = {"method": project.__doc__.strip().split("\n\n")[1].replace("\n", " ").replace("    ", " ")}
     per_stage = {}
-    for s in STAGES:
-        dt_s = fb["stages"][s] - fa["stages"][s]
-        per_stage[s] = {"marginal_rows_per_s": round(drows / dt_s) if dt_s > 0 else None,
-                        "fixed_s": round(fa["stages"][s] - (a["rows"] / (drows / dt_s)) if dt_s > 0 else fa["stages"][s], 1)}
-    dtot = fb["wall"] - fa["wall"]
-    thr = drows / dtot if dtot > 0 else float("nan")
+    for st in STAGES:
+        d = fb["stages"][st] - fa["stages"][st]
+        per_stage[st] = {"seconds_S": fa["stages"][st], "seconds_4S": fb["stages"][st],
+                         "marginal_rows_per_s": round(drows / d) if d > 0 else None}
+    dwall = fb["wall"] - fa["wall"]
+    thr = drows / dwall if dwall > 0 else float("inf")
     fixed = fa["wall"] - a["rows"] / thr
-    nq = len(a["quarters"])
-    per_quarter_fixed = max(per_stage["ingest"]["fixed_s"], 0.0) / nq
-    per_core = thr / cores
-    out.update({
-        "machine_cores": cores,
-        "rows_S": a["rows"], "rows_4S": b["rows"], "seconds_S": round(fa["wall"], 1), "seconds_4S": round(fb["wall"], 1),
-        "marginal_rows_per_s": round(thr), "marginal_rows_per_s_per_core": round(per_core),
-        "fixed_seconds": round(fixed, 1), "ingest_fixed_seconds_per_quarter": round(per_quarter_fixed, 1),
+    dcpu = fb["cpu_seconds"] - fa["cpu_seconds"]
+    cpu_per_row = max(dcpu, 0.0) / drows
+    cpu_fixed = fa["cpu_seconds"] - a["rows"] * cpu_per_row
+    stage_mb = fb.get("staging", {}).get("mb", 0.0)
+    stage_s = fb.get("staging", {}).get("seconds", 0.0)
+    bytes_per_row = stage_mb * 1e6 / b["rows"] if b["rows"] else 0.0
+    stage_rate = stage_mb / stage_s if stage_s > 0 else None
+    out = {
+        "method": " ".join(project.__doc__.split()),
+        "archive": ARCHIVE, "machine_cores": cores,
+        "rows_S": a["rows"], "rows_4S": b["rows"],
+        "wall_S": round(fa["wall"], 1), "wall_4S": round(fb["wall"], 1),
+        "cpu_S": fa["cpu_seconds"], "cpu_4S": fb["cpu_seconds"],
+        "wall_marginal_rows_per_s": round(thr), "wall_marginal_rows_per_s_per_core": round(thr / cores),
+        "wall_fixed_seconds": round(fixed, 1),
+        "cpu_seconds_per_million_rows": round(cpu_per_row * 1e6, 1), "cpu_fixed_seconds": round(cpu_fixed, 1),
         "per_stage": per_stage,
-    })
+        "staging_mb_per_s": round(stage_rate, 1) if stage_rate else None,
+        "synthetic_bytes_per_row": round(bytes_per_row, 1),
+    }
+    # the real archive's rows are longer than the synthetic ones: ~100 bytes per row uncompressed
+    archive_mb = rows * 100 / 1e6
+    serial_stage = archive_mb / stage_rate if stage_rate else 0.0
+    out["archive_uncompressed_mb_assumed"] = archive_mb
+    out["archive_staging_serial_seconds"] = round(serial_stage)
     for c in (2, 32):
-        secs = fixed + per_quarter_fixed * (ARCHIVE["quarters"] - nq) + ARCHIVE["rows"] / (per_core * c)
-        out[f"archive_{c}_cores_minutes"] = round(secs / 60, 1)
+        wall = fixed + rows / (thr / cores * c)
+        cpu = max(fixed, 0.0) + rows * cpu_per_row / c + serial_stage
+        out[f"archive_{c}_cores_minutes"] = round(wall / 60, 1)
         out[f"archive_{c}_cores_arithmetic"] = (
-            f"{fixed:.0f} s fixed + {per_quarter_fixed:.1f} s x {ARCHIVE['quarters'] - nq} more quarters + "
-            f"{ARCHIVE['rows']:,} rows / ({per_core:,.0f} rows/s/core x {c} cores) = {secs / 60:.1f} min")
+            f"wall model: {fixed:.0f} s fixed + {rows:,} rows / ({thr / cores:,.0f} rows/s/core x {c} cores) "
+            f"= {wall / 60:.1f} min")
+        out[f"archive_{c}_cores_minutes_cpu_model"] = round(cpu / 60, 1)
+        out[f"archive_{c}_cores_arithmetic_cpu_model"] = (
+            f"CPU model: {max(fixed, 0):.0f} s fixed + {rows:,} rows x {cpu_per_row * 1e6:.1f} CPU-s per M rows / "
+            f"{c} cores + {serial_stage:.0f} s serial staging ({archive_mb:,.0f} MB at {stage_rate or 0:.0f} MB/s) "
+            f"= {cpu / 60:.1f} min")
     return out
+
+
+def report(sizes: list[dict], meta: dict, save: bool) -> bool:
+    """Print the table and the verdict; write the results JSON. True when all counts agree."""
+    ok = all(all(s["checks"].values()) and s["faerslake"]["rc"] == 0
+             and (s["duckdb"] is None or s["duckdb"]["rc"] == 0) for s in sizes)
+    print()
+    hdr = f"{'cases':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8}"
+    print(hdr)
+    print("-" * len(hdr))
+    for s in sizes:
+        fl, du = s["faerslake"], s["duckdb"]
+        for tool, r in (("duckdb", du), ("faerslake", fl)):
+            if not r or not r.get("stages"):
+                continue
+            for st in ("startup", *STAGES, "shutdown", "total"):
+                secs = r["wall"] if st == "total" else r["stages"][st]
+                ratio = ""
+                if tool == "faerslake" and du and du.get("stages"):
+                    ds = du["wall"] if st == "total" else du["stages"].get(st, 0)
+                    ratio = f"{secs / ds:8.1f}" if ds > 0.05 else ""
+                rps = f"{s['rows'] / secs:11,.0f}" if st in (*STAGES, "total") and secs > 0 else ""
+                print(f"{s['reports']:>8} {tool:<9} {st:<8} {secs:8.1f} {rps:>11} {ratio:>8}")
+            print(f"{'':>8} {tool:<9} peak RSS: JVM {r['peak_jvm_rss_mb']} MB, python {r['peak_python_rss_mb']} MB, "
+                  f"whole tree {r['peak_tree_rss_mb']} MB; CPU {r['cpu_seconds']} s")
+    small, big = sizes[0], sizes[-1]
+    fl_s, du_s = small["faerslake"], small["duckdb"]
+    two = big is not small
+    cores = meta["machine"]["cores"]
+    result = {
+        **meta,
+        "rows": small["rows"],
+        "faerslake_seconds": round(fl_s["wall"], 1),
+        "duckdb_seconds": round(du_s["wall"], 1) if du_s else None,
+        "ratio_vs_duckdb": round(fl_s["wall"] / du_s["wall"], 2) if du_s else None,
+        "ratio_vs_duckdb_cpu": (round(fl_s["cpu_seconds"] / du_s["cpu_seconds"], 2)
+                                if du_s and du_s["cpu_seconds"] else None),
+        "ratio_vs_duckdb_by_stage": ({st: round(fl_s["stages"][st] / du_s["stages"][st], 2)
+                                      for st in ("startup", *STAGES) if du_s["stages"].get(st)}
+                                     if du_s and du_s.get("stages") and fl_s.get("stages") else None),
+        "faerslake_seconds_4S": round(big["faerslake"]["wall"], 1) if two else None,
+        "duckdb_seconds_4S": round(big["duckdb"]["wall"], 1) if two and big["duckdb"] else None,
+        "ratio_vs_duckdb_4S": (round(big["faerslake"]["wall"] / big["duckdb"]["wall"], 2)
+                               if two and big["duckdb"] else None),
+        "scaling_ratio": round(big["faerslake"]["wall"] / fl_s["wall"], 2) if two else None,
+        "scaling_ratio_cpu": round(big["faerslake"]["cpu_seconds"] / fl_s["cpu_seconds"], 2) if two else None,
+        "duckdb_scaling_ratio": (round(big["duckdb"]["wall"] / du_s["wall"], 2)
+                                 if two and du_s and big["duckdb"] else None),
+        "peak_driver_rss_mb": max(s["faerslake"]["peak_jvm_rss_mb"] for s in sizes),
+        "peak_driver_python_rss_mb": max(s["faerslake"]["peak_python_rss_mb"] for s in sizes),
+        "counts_match": ok,
+        "sizes": sizes,
+        "projection": project(sizes, cores) if two else {},
+    }
+    t = {"ratio_vs_duckdb": result["ratio_vs_duckdb"] is not None
+         and result["ratio_vs_duckdb"] <= TARGETS["ratio_vs_duckdb_max"],
+         "scaling_ratio": result["scaling_ratio"] is not None
+         and result["scaling_ratio"] <= TARGETS["scaling_ratio_max"],
+         "completes_with_1g_driver_at_4S": two and meta["driver_memory"] == "1g" and big["faerslake"]["rc"] == 0}
+    pr = result["projection"]
+    if pr:
+        t["archive_2_cores"] = pr["archive_2_cores_minutes"] <= TARGETS["archive_2_cores_minutes_max"]
+        t["archive_32_cores"] = pr["archive_32_cores_minutes"] <= TARGETS["archive_32_cores_minutes_max"]
+    result["targets"] = {"limits": TARGETS, "met": t}
+    print()
+    print(f"faerslake {result['faerslake_seconds']} s vs duckdb {result['duckdb_seconds']} s at S={meta['reports']} "
+          f"cases ({small['rows']:,} rows): ratio {result['ratio_vs_duckdb']} (CPU-time ratio "
+          f"{result['ratio_vs_duckdb_cpu']}); at {meta['scale']}S: {result['ratio_vs_duckdb_4S']}")
+    print(f"by stage at S: {result['ratio_vs_duckdb_by_stage']}")
+    print(f"scaling t({meta['scale']}S)/t(S): faerslake {result['scaling_ratio']} (CPU {result['scaling_ratio_cpu']}), "
+          f"duckdb {result['duckdb_scaling_ratio']}")
+    print(f"peak driver RSS: JVM {result['peak_driver_rss_mb']} MB (spark.driver_memory={meta['driver_memory']}), "
+          f"python {result['peak_driver_python_rss_mb']} MB")
+    if pr:
+        for c in (2, 32):
+            print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic']}")
+            print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic_cpu_model']}")
+    print(f"cohort counts faerslake = duckdb = _truth.json: {'yes' if ok else 'NO'}; targets met: {t}")
+    print(f"load average before/after: {meta['machine']['loadavg_before']} / {meta['machine']['loadavg_after']}")
+    if save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result, indent=1) + "\n"
+        name = f"{meta['date'][:10]}.json"
+        (RESULTS / name).write_text(text)
+        (RESULTS / "latest.json").write_text(text)
+        print(f"wrote {RESULTS / name} and {RESULTS / 'latest.json'}")
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,18 +470,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for faerslake run (repeatable)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    p.add_argument("--recompute", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="re-derive ratios and projection from a saved results file (no runs)")
     args = p.parse_args(argv)
+
+    if args.recompute:
+        old = json.loads(args.recompute.read_text())
+        meta = {k: old[k] for k in ("date", "command", "git_commit", "machine", "reports", "driver_memory")}
+        meta["scale"] = old.get("scale", 4)
+        for s in old["sizes"]:
+            if "staging" not in s["faerslake"]:
+                s["faerslake"]["staging"] = staging_from_log(args.work / f"n{s['reports']}-s{args.seed}"
+                                                             / "faerslake.log")
+        return 0 if report(old["sizes"], meta, not args.no_save) else 1
 
     def log(msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    cores = os.cpu_count() or 1
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     sizes: list[dict] = []
-    ok = True
-    multipliers = [1] if args.only_small else [1, args.scale]
-    for mult in multipliers:
+    for mult in [1] if args.only_small else [1, args.scale]:
         n = args.reports * mult
         work = args.work / f"n{n}-s{args.seed}"
         work.mkdir(parents=True, exist_ok=True)
@@ -367,95 +510,27 @@ def main(argv: list[str] | None = None) -> int:
             checks["faerslake_equals_duckdb"] = fl["cohorts"] == duck["cohorts"]
         for k, v in checks.items():
             if not v:
-                ok = False
                 log(f"MISMATCH {k}")
-        if fl["cohorts"] != truth["cohorts"] and fl["cohorts"]:
+        if fl["cohorts"] and fl["cohorts"] != truth["cohorts"]:
             for c, want in truth["cohorts"].items():
                 if fl["cohorts"].get(c) != want:
                     log(f"  {c}: faerslake {fl['cohorts'].get(c)} truth {want}")
-        ok = ok and fl["rc"] == 0 and (duck is None or duck["rc"] == 0)
         size.update(faerslake=_slim(fl), duckdb=_slim(duck) if duck else None, checks=checks)
         sizes.append(size)
 
-    # ----- the table ----------------------------------------------------- #
-    print()
-    hdr = f"{'size':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8}"
-    print(hdr)
-    print("-" * len(hdr))
-    for s in sizes:
-        fl, du = s["faerslake"], s["duckdb"]
-        for tool, r in (("duckdb", du), ("faerslake", fl)):
-            if not r or not r.get("stages"):
-                continue
-            for st in ("startup", *STAGES, "shutdown", "total"):
-                secs = r["wall"] if st == "total" else r["stages"][st]
-                ratio = ""
-                if tool == "faerslake" and du and du.get("stages"):
-                    ds = du["wall"] if st == "total" else du["stages"].get(st, 0)
-                    ratio = f"{secs / ds:8.1f}" if ds > 0.05 else ""
-                rps = f"{s['rows'] / secs:11,.0f}" if st in (*STAGES, "total") and secs > 0 else ""
-                print(f"{s['reports']:>8} {tool:<9} {st:<8} {secs:8.1f} {rps:>11} {ratio:>8}")
-            print(f"{'':>8} {tool:<9} peak RSS: JVM {r['peak_jvm_rss_mb']} MB, python {r['peak_python_rss_mb']} MB, "
-                  f"tree {r['peak_tree_rss_mb']} MB; CPU {r['cpu_seconds']} s")
-    small, big = sizes[0], sizes[-1]
-    fl_s, du_s = small["faerslake"], small["duckdb"]
-    result = {
+    cmdline = " ".join(["bench/run_bench.py", *(sys.argv[1:] if argv is None else argv)])
+    meta = {
         "date": started.isoformat(timespec="seconds"),
-        "command": "make bench  # " + " ".join([Path(sys.executable).name, "bench/run_bench.py", *(argv or sys.argv[1:])]),
+        "command": cmdline,
         "git_commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                      cwd=REPO).stdout.strip(),
-        "machine": {"cores": cores, "python": platform.python_version(), "platform": platform.platform(),
+        "machine": {"cores": os.cpu_count() or 1, "python": platform.python_version(),
+                    "platform": platform.platform(),
                     "loadavg_before": [round(x, 2) for x in load_before],
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
-        "reports": args.reports,
-        "rows": small["rows"],
-        "driver_memory": args.driver_memory,
-        "faerslake_seconds": round(fl_s["wall"], 1),
-        "duckdb_seconds": round(du_s["wall"], 1) if du_s else None,
-        "ratio_vs_duckdb": round(fl_s["wall"] / du_s["wall"], 2) if du_s else None,
-        "ratio_vs_duckdb_cpu": round(fl_s["cpu_seconds"] / du_s["cpu_seconds"], 2) if du_s and du_s["cpu_seconds"] else None,
-        "ratio_vs_duckdb_by_stage": ({st: round(fl_s["stages"][st] / du_s["stages"][st], 2)
-                                      for st in STAGES if du_s["stages"].get(st)}
-                                     if du_s and du_s.get("stages") and fl_s.get("stages") else None),
-        "scaling_ratio": round(big["faerslake"]["wall"] / fl_s["wall"], 2) if big is not small else None,
-        "duckdb_scaling_ratio": (round(big["duckdb"]["wall"] / du_s["wall"], 2)
-                                 if big is not small and du_s and big["duckdb"] else None),
-        "peak_driver_rss_mb": max(s["faerslake"]["peak_jvm_rss_mb"] for s in sizes),
-        "peak_driver_python_rss_mb": max(s["faerslake"]["peak_python_rss_mb"] for s in sizes),
-        "counts_match": ok,
-        "sizes": sizes,
-        "projection": project(sizes, cores) if len(sizes) > 1 else {},
+        "reports": args.reports, "scale": args.scale, "driver_memory": args.driver_memory,
     }
-    t = {"ratio_vs_duckdb": (result["ratio_vs_duckdb"] is not None
-                             and result["ratio_vs_duckdb"] <= TARGETS["ratio_vs_duckdb_max"]),
-         "scaling_ratio": (result["scaling_ratio"] is not None
-                           and result["scaling_ratio"] <= TARGETS["scaling_ratio_max"]),
-         "completes_with_1g_driver_at_4S": args.driver_memory == "1g" and big["faerslake"]["rc"] == 0
-         and big is not small}
-    pr = result["projection"]
-    if pr:
-        t["archive_2_cores"] = pr["archive_2_cores_minutes"] <= TARGETS["archive_2_cores_minutes_max"]
-        t["archive_32_cores"] = pr["archive_32_cores_minutes"] <= TARGETS["archive_32_cores_minutes_max"]
-    result["targets"] = {"limits": TARGETS, "met": t}
-    print()
-    print(f"faerslake {result['faerslake_seconds']} s vs duckdb {result['duckdb_seconds']} s at S={args.reports} "
-          f"cases ({small['rows']:,} rows): ratio {result['ratio_vs_duckdb']} (CPU ratio {result['ratio_vs_duckdb_cpu']})")
-    print(f"by stage: {result['ratio_vs_duckdb_by_stage']}")
-    print(f"scaling t(4S)/t(S): faerslake {result['scaling_ratio']}, duckdb {result['duckdb_scaling_ratio']}")
-    print(f"peak driver RSS: JVM {result['peak_driver_rss_mb']} MB (spark.driver_memory={args.driver_memory}), "
-          f"python {result['peak_driver_python_rss_mb']} MB")
-    if pr:
-        print(f"projection, 2 cores: {pr['archive_2_cores_arithmetic']}")
-        print(f"projection, 32 cores: {pr['archive_32_cores_arithmetic']}")
-    print(f"cohort counts faerslake = duckdb = _truth.json: {'yes' if ok else 'NO'}; targets met: {t}")
-    print(f"load average before/after: {result['machine']['loadavg_before']} / {result['machine']['loadavg_after']}")
-    if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(result, indent=1) + "\n"
-        (RESULTS / f"{started.date().isoformat()}.json").write_text(text)
-        (RESULTS / "latest.json").write_text(text)
-        print(f"wrote {RESULTS / (started.date().isoformat() + '.json')} and latest.json")
-    return 0 if ok else 1
+    return 0 if report(sizes, meta, not args.no_save) else 1
 
 
 if __name__ == "__main__":
