@@ -34,6 +34,7 @@ import pandas as pd
 from faerslake import __version__, stats
 from faerslake.config import DrugMatch, PipelineConfig, Study
 from faerslake.errors import InputError
+from faerslake.faults import checkpoint
 from faerslake.outputs import atomic_write_csv
 from faerslake.quarters import quarter_index, quarter_range
 from faerslake.tables import Warehouse
@@ -397,6 +398,7 @@ def run_study(
     wh.write(members.select(*MEMBER_COLUMNS), "gold", members_name, mode="overwrite",
              overwriteSchema="true")
     # count from the written table: the joins run once
+    checkpoint("study.after_members")  # crash tests: members written, results not
     members = wh.read(spark, "gold", members_name)
     counts = cohort_counts(members, study)
     results = stats.cohort_statistics(counts)

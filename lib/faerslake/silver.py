@@ -57,6 +57,7 @@ from pyspark.sql import types as T
 
 from faerslake.config import PipelineConfig
 from faerslake.errors import FaerslakeError, InputError
+from faerslake.faults import checkpoint
 from faerslake.normalise import (
     age_years,
     clean_code,
@@ -545,6 +546,7 @@ def build(
            if total.rejected_invalid else "")
     )
 
+    checkpoint("build.after_reports")  # crash tests: reports written, children not
     # Children join the reports just written, not the (costly) status plan.
     reports = wh.read(spark, "silver", "reports")
     for name in CHILD_TABLES:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from faerslake.faults import checkpoint
 from faerslake.ingest.discover import DELETED, TABLES
 from faerslake.ingest.parse import CANONICAL
 from faerslake.tables import Warehouse
@@ -90,10 +91,13 @@ def conform(df: DataFrame, table: str) -> DataFrame:
 
 def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: str, quarters: list[str]) -> None:
     """Replace ``quarters`` of bronze ``table`` by ``df`` in one Delta commit."""
+    if table == "source_manifest":
+        checkpoint("ingest.before_manifest")  # crash tests: all but the manifest committed
     df = conform(df, table)
     quoted = ", ".join("'" + q + "'" for q in sorted(quarters))
     wh.write(df, "bronze", table, mode="overwrite", partition_by=["quarter"],
              replaceWhere=f"quarter IN ({quoted})")
+    checkpoint("ingest.table_committed")  # crash tests: a quarter half-written
 
 
 def read_manifest(spark: SparkSession, wh: Warehouse) -> dict[str, set[tuple[str, str]]]:
