@@ -116,13 +116,23 @@ class _PartWriter:
         self.last_byte = data[-1:]
 
     def write(self, data: bytes) -> None:
-        if self.fh is not None and self.size + len(data) > self.part_bytes:
-            cut = data.rfind(b"\n")
-            if cut >= 0:
-                self._put(data[: cut + 1])
-                self._close()
-                data = data[cut + 1 :]
-        self._put(data)
+        while data:
+            room = self.part_bytes - self.size if self.fh is not None else self.part_bytes
+            if len(data) <= room:
+                self._put(data)
+                return
+            cut = data.rfind(b"\n", 0, room)
+            if cut < 0:
+                if self.fh is not None and self.size and self.last_byte == b"\n":
+                    self._close()  # the open part is full and ends at a line end
+                    continue
+                cut = data.find(b"\n")  # one long line: let this part grow past the limit
+                if cut < 0:
+                    self._put(data)
+                    return
+            self._put(data[: cut + 1])
+            self._close()
+            data = data[cut + 1 :]
 
     def finish(self) -> int:
         """Close; return the number of physical data lines written."""
