@@ -1,0 +1,294 @@
+"""Crash consistency, idempotency and concurrent runs of the real ``faerslake`` command.
+
+Place in the test suite: the slow, end-to-end reliability checks (marked
+``faults``). Every run is a subprocess of the installed console script on a
+tiny generated source (300 cases in one legacy and one FAERS quarter, as FDA
+zips), with ``spark.master=local[2]`` and two shuffle partitions.
+
+- one uninterrupted reference run (module fixture) gives, per Delta table, a
+  row count and a content checksum (sum of ``xxhash64`` over every column but
+  the run timestamps) and the bytes of the CSV outputs;
+- re-running the same command leaves every table identical, rewrites no
+  bronze or silver table (its Delta version does not move) and logs the skips;
+- a chain of runs on a fresh warehouse, each killed with SIGKILL at one of the
+  named points of :mod:`faerslake.faults`, then one clean run: every table and
+  CSV equals the reference, the audit reconciles with the tables, and no
+  java process of a killed run outlives it;
+- two ``ingest`` runs of different quarters at once both succeed; two of the
+  same quarter at once leave one consistent copy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from faerslake.faults import POINTS
+
+pytestmark = pytest.mark.faults
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [str(REPO / ".venv" / "bin" / "faerslake")] if (REPO / ".venv" / "bin" / "faerslake").exists() else [
+    sys.executable, "-m", "faerslake.cli"]
+SPARK_ARGS = ["--set", "spark.shuffle_partitions=2", "--set", "spark.master=local[2]",
+              "--set", "spark.driver_memory=1g"]
+QUARTERS = ["2012Q3", "2012Q4"]  # the last legacy and the first FAERS quarter
+VOLATILE_COLUMNS = {"ingested_at", "built_at", "seconds"}
+VOLATILE_TABLES = {"silver/build_state"}  # when and how long: differs by nature
+RUN_TIMEOUT = 900
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+def faerslake(args: list[str], log: Path, fault: str | None = None, wait: bool = True):
+    """Run the CLI in its own session (so its JVM is findable); return (rc, stderr text) or the Popen."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FAERSLAKE_FAULT", "PYSPARK_GATEWAY_PORT")}
+    if fault:
+        env["FAERSLAKE_FAULT"] = fault
+    fh = open(log, "w")  # noqa: SIM115 - closed below / by the caller's wait
+    proc = subprocess.Popen([*CLI, *args, *SPARK_ARGS], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                            cwd=REPO, start_new_session=True)
+    proc.log_path = log  # type: ignore[attr-defined]
+    if not wait:
+        return proc
+    return finish(proc, fh)
+
+
+def finish(proc: subprocess.Popen, fh=None) -> tuple[int, str]:
+    try:
+        rc = proc.wait(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        raise
+    finally:
+        if fh is not None:
+            fh.close()
+    return rc, Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+def session_processes(sid: int) -> list[str]:
+    """Live (not zombie) processes of session ``sid``: 'pid comm' lines."""
+    out = subprocess.run(["ps", "-o", "pid=,stat=,comm=", "-s", str(sid)], capture_output=True, text=True).stdout
+    return [ln.strip() for ln in out.splitlines() if ln.split() and not ln.split()[1].startswith("Z")]
+
+
+def wait_no_orphans(sid: int, seconds: float = 60) -> list[str]:
+    """Wait until no process of the killed run's session is alive; return what is left."""
+    deadline = time.time() + seconds
+    left = session_processes(sid)
+    while left and time.time() < deadline:
+        time.sleep(0.5)
+        left = session_processes(sid)
+    if left:  # do not leak them into the rest of the suite
+        try:
+            os.killpg(sid, 9)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def delta_tables(wh: Path) -> list[str]:
+    """``layer/name`` of every Delta table under the warehouse (gold names are nested)."""
+    return sorted(str(p.parent.relative_to(wh)) for p in wh.rglob("_delta_log")
+                  if "_staging" not in p.parts)
+
+
+def delta_version(wh: Path, table: str) -> int:
+    return max(int(p.stem) for p in (wh / table / "_delta_log").glob("*.json"))
+
+
+def fingerprint(spark, wh: Path) -> dict[str, tuple[int, int]]:
+    """table -> (rows, sum of xxhash64 over the row's stable columns)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    out = {}
+    for table in delta_tables(wh):
+        if table in VOLATILE_TABLES:
+            continue
+        df = spark.read.format("delta").load(str(wh / table))
+        cols = []
+        for f in df.schema.fields:
+            if f.name in VOLATILE_COLUMNS:
+                continue
+            c = F.col(f"`{f.name}`")
+            if isinstance(f.dataType, T.MapType):  # maps are not hashable; their sorted entries are
+                c = F.array_sort(F.map_entries(c))
+            cols.append(c)
+        row = df.agg(F.count(F.lit(1)).alias("n"),
+                     F.coalesce(F.sum(F.xxhash64(*cols).cast("decimal(38,0)")), F.lit(0)).alias("h")).first()
+        out[table] = (int(row["n"]), int(row["h"]))
+    return out
+
+
+def output_files(out: Path) -> dict[str, bytes]:
+    """The CSV outputs (byte for byte; report.md holds run times and table versions, so only its presence)."""
+    files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.csv"))}
+    for name in ("report.md", "report.html", "forest_plot.png"):
+        files[name] = b"present" if any(out.rglob(name)) else b"missing"
+    return files
+
+
+def audit_problems(spark, wh: Path) -> list[str]:
+    """Ways the bronze audit fails to reconcile with the bronze tables (empty = reconciles)."""
+    from pyspark.sql import functions as F
+
+    audit = {(r["source_file"]): r.asDict() for r in
+             spark.read.format("delta").load(str(wh / "bronze" / "ingest_audit")).collect()}
+    problems = []
+    for a in audit.values():
+        if a["lines_read"] != a["rows_loaded"] - a["rows_repaired"] + a["lines_repaired"] + a["rows_quarantined"]:
+            problems.append(f"unbalanced {a}")
+    loaded: dict[str, int] = {}
+    for t in ("demo", "drug", "reac", "outc", "rpsr", "ther", "indi", "deleted_cases"):
+        if (wh / "bronze" / t).exists():
+            for r in (spark.read.format("delta").load(str(wh / "bronze" / t))
+                      .groupBy("source_file").count().collect()):
+                loaded[r["source_file"]] = loaded.get(r["source_file"], 0) + r["count"]
+    quarantined = {r["source_file"]: r["count"] for r in
+                   spark.read.format("delta").load(str(wh / "bronze" / "quarantine"))
+                   .groupBy("source_file").count().collect()}
+    for f, a in audit.items():
+        if loaded.get(f, 0) != a["rows_loaded"]:
+            problems.append(f"{f}: {loaded.get(f, 0)} rows in bronze, audit says {a['rows_loaded']}")
+        if quarantined.get(f, 0) != a["rows_quarantined"]:
+            problems.append(f"{f}: {quarantined.get(f, 0)} quarantined, audit says {a['rows_quarantined']}")
+    for f in set(loaded) - set(audit):
+        problems.append(f"{f}: rows in bronze but no audit row")
+    manifest_q = {r[0] for r in spark.read.format("delta").load(str(wh / "bronze" / "source_manifest"))
+                  .select("quarter").distinct().collect()}
+    audit_q = {a["quarter"] for a in audit.values()}
+    if manifest_q != audit_q:
+        problems.append(f"manifest quarters {sorted(manifest_q)} != audit quarters {sorted(audit_q)}")
+    _ = F  # (imported for symmetry with fingerprint)
+    return problems
+
+
+# --------------------------------------------------------------------------- #
+# fixtures
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    from faerslake.generate import generate
+
+    dest = tmp_path_factory.mktemp("faults-src")
+    generate(dest, reports=300, seed=7, quarters=QUARTERS, as_zip=True, log=lambda m: None)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def reference(spark, source, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("faults-ref")
+    wh, out = root / "wh", root / "out"
+    args = ["run", "--source", str(source), "--warehouse", str(wh), "--output", str(out)]
+    t = time.time()
+    rc, text = faerslake(args, root / "run.log")
+    seconds = time.time() - t
+    assert rc == 0, text[-3000:]
+    return {"args": args, "wh": wh, "out": out, "root": root, "seconds": seconds,
+            "tables": fingerprint(spark, wh), "files": output_files(out)}
+
+
+# --------------------------------------------------------------------------- #
+# tests
+# --------------------------------------------------------------------------- #
+def test_reference_run_is_complete(spark, reference):
+    tables = reference["tables"]
+    for t in ("bronze/demo", "bronze/drug", "bronze/ingest_audit", "bronze/source_manifest", "silver/reports",
+              "silver/drugs", "gold/botox_depression/cohort_members", "gold/botox_depression/cohort_results"):
+        assert t in tables, sorted(tables)
+        assert tables[t][0] > 0, t
+    # demo: every DEMO line of the two zips is a bronze row
+    demo_lines = 0
+    import zipfile
+
+    for z in sorted(Path(reference["args"][2]).glob("*.zip")):
+        with zipfile.ZipFile(z) as zf:
+            for n in zf.namelist():
+                if n.upper().split("/")[-1].startswith("DEMO") and n.upper().endswith(".TXT"):
+                    demo_lines += sum(1 for ln in zf.read(n).splitlines()[1:] if ln.strip())
+    assert tables["bronze/demo"][0] == demo_lines
+    assert audit_problems(spark, reference["wh"]) == []
+
+
+def test_same_command_twice_is_idempotent_and_skips(spark, reference, tmp_path):
+    wh = reference["wh"]
+    before = {t: delta_version(wh, t) for t in delta_tables(wh)}
+    t = time.time()
+    rc, text = faerslake(reference["args"], tmp_path / "rerun.log")
+    seconds = time.time() - t
+    assert rc == 0, text[-3000:]
+    assert "unchanged since last ingest, skipped" in text and ", ".join(QUARTERS) in text
+    assert "silver is up to date" in text
+    after = {t: delta_version(wh, t) for t in delta_tables(wh)}
+    # nothing upstream of the study was rewritten: not one bronze or silver commit
+    moved = [t for t in before if not t.startswith("gold/") and after[t] != before[t]]
+    assert moved == []
+    assert fingerprint(spark, wh) == reference["tables"]
+    assert output_files(reference["out"]) == reference["files"]
+    print(f"\nfirst run {reference['seconds']:.0f}s, identical re-run {seconds:.0f}s")
+
+
+def test_killed_runs_resume_to_the_reference_result(spark, reference, source, tmp_path):
+    wh, out = tmp_path / "wh", tmp_path / "out"
+    args = ["run", "--source", str(source), "--warehouse", str(wh), "--output", str(out)]
+    for point in POINTS:
+        proc = faerslake(args, tmp_path / f"{point}.log", fault=point, wait=False)
+        rc, text = finish(proc)
+        assert rc == -9, f"{point}: expected SIGKILL, got {rc}\n{text[-3000:]}"
+        assert f"[faerslake fault] {point}: SIGKILL" in text
+        left = wait_no_orphans(proc.pid)
+        assert left == [], f"{point}: processes outlived the killed run: {left}"
+        if point.startswith("ingest."):
+            # the manifest is written last: no quarter of the killed run counts as ingested
+            manifest = wh / "bronze" / "source_manifest"
+            assert not manifest.exists() or not any(manifest.glob("quarter=*/*.parquet"))
+        if point == "build.after_reports":
+            assert (wh / "silver" / "reports" / "_delta_log").exists()
+            assert not (wh / "silver" / "build_state").exists()
+        if point == "study.after_members":
+            assert (wh / "gold" / "botox_depression" / "cohort_members" / "_delta_log").exists()
+            assert not (out / "botox_depression" / "cohort_results.csv").exists()
+    rc, text = faerslake(args, tmp_path / "final.log")
+    assert rc == 0, text[-3000:]
+    assert fingerprint(spark, wh) == reference["tables"]
+    assert output_files(out) == reference["files"]
+    assert audit_problems(spark, wh) == []
+    # no half-written file is left beside the outputs, no staging folder in the warehouse
+    assert [p.name for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"] == []
+    staging = wh / "_staging"
+    assert not staging.exists() or list(staging.iterdir()) == [], list(staging.iterdir())
+
+
+def bronze_only(tables: dict) -> dict:
+    return {t: v for t, v in tables.items() if t.startswith("bronze/")}
+
+
+def test_concurrent_ingests_of_different_and_same_quarters(spark, reference, source, tmp_path):
+    wh = tmp_path / "wh"
+    base = ["ingest", "--source", str(source), "--warehouse", str(wh)]
+    procs = [faerslake([*base, "--quarters", q], tmp_path / f"ingest-{q}.log", wait=False) for q in QUARTERS]
+    results = [finish(p) for p in procs]
+    for (rc, text), q in zip(results, QUARTERS, strict=True):
+        assert rc == 0, f"ingest of {q} failed:\n{text[-3000:]}"
+    assert bronze_only(fingerprint(spark, wh)) == bronze_only(reference["tables"])
+    assert audit_problems(spark, wh) == []
+
+    # the same quarter twice at once: both finish (a Delta conflict is retried)
+    # or one says clearly why it stopped; never a duplicated or mixed quarter
+    procs = [faerslake([*base, "--quarters", QUARTERS[0], "--force"], tmp_path / f"same-{i}.log", wait=False)
+             for i in range(2)]
+    results = [finish(p) for p in procs]
+    ok = [rc == 0 for rc, _ in results]
+    for rc, text in results:
+        if rc != 0:
+            last = [ln for ln in text.splitlines() if ln.startswith("faerslake: error:")]
+            assert last, f"a failed concurrent ingest must end with one clear error line:\n{text[-3000:]}"
+    assert any(ok), [t[-2000:] for _, t in results]
+    assert bronze_only(fingerprint(spark, wh)) == bronze_only(reference["tables"])
+    assert audit_problems(spark, wh) == []
