@@ -250,8 +250,19 @@ def read_cohorts(path: Path) -> dict[str, dict[str, int]]:
         return {r["cohort"]: {k: int(float(r[k])) for k in keys} for r in csv.DictReader(f)}
 
 
+def code_fingerprint() -> str:
+    """SHA-256 (12 hex) of the package's sources as they are on disk now (others edit them while we run)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted((REPO / "lib" / "faerslake").rglob("*.py")):
+        h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], log) -> dict:
     wh, out = work / "wh", work / "out"
+    fingerprint = code_fingerprint()
     shutil.rmtree(wh, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(VENV_BIN / "faerslake"), "run", "--source", str(src), "--warehouse", str(wh),
@@ -264,6 +275,9 @@ def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], l
 
     r = watched(cmd, work / "faerslake.log", echo)
     r["command"] = " ".join(cmd)
+    r["code_fingerprint"] = fingerprint
+    if code_fingerprint() != fingerprint:
+        r["code_fingerprint"] += " (lib/faerslake changed during the run)"
     r["stages"] = stage_times(r["lines"], r["wall"])
     r["ingest_quarters"] = quarter_times(r["lines"])
     r["staging"] = staging_from_log(r["lines"])
@@ -299,7 +313,7 @@ def run_duckdb(src: Path, work: Path, log) -> dict:
 
 def _slim(r: dict) -> dict:
     keep = ("rc", "wall", "stages", "cpu_seconds", "peak_jvm_rss_mb", "peak_python_rss_mb", "peak_python_workers_rss_mb", "peak_any_rss_mb",
-            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging")
+            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging", "code_fingerprint")
     return {k: (round(r[k], 2) if isinstance(r[k], float) else r[k]) for k in keep if k in r}
 
 
@@ -423,6 +437,8 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
         "sizes": sizes,
         "projection": project(sizes, cores) if two else {},
     }
+    prints = {s["faerslake"].get("code_fingerprint") for s in sizes}
+    result["same_code_for_all_sizes"] = len(prints) == 1 and not any("changed" in str(x) for x in prints)
     t = {"ratio_vs_duckdb": result["ratio_vs_duckdb"] is not None
          and result["ratio_vs_duckdb"] <= TARGETS["ratio_vs_duckdb_max"],
          "scaling_ratio": result["scaling_ratio"] is not None
@@ -447,6 +463,9 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
             print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic']}")
             print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic_cpu_model']}")
     print(f"cohort counts faerslake = duckdb = _truth.json: {'yes' if ok else 'NO'}; targets met: {t}")
+    if not result["same_code_for_all_sizes"]:
+        print(f"WARNING: lib/faerslake changed between or during the runs ({sorted(map(str, prints))}): "
+              "the scaling ratio compares different code")
     print(f"load average before/after: {meta['machine']['loadavg_before']} / {meta['machine']['loadavg_after']}")
     if save:
         RESULTS.mkdir(parents=True, exist_ok=True)
