@@ -299,6 +299,8 @@ def load_pipeline_config(
 
 
 _QUARTER_RANGE = re.compile(r"^\d{4}Q[1-4](:\d{4}Q[1-4])?$")
+# a study name becomes a folder under OUTPUT and gold table names: no path parts
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def load_study(path: str | Path | None = None) -> Study:
@@ -318,6 +320,11 @@ def load_study(path: str | Path | None = None) -> Study:
     if isinstance(cohorts, dict):  # `cohorts: {name: [PT, ...]}` in file order
         data["cohorts"] = [{"name": k, "indications": v} for k, v in cohorts.items()]
     study = _build(Study, data, "", src)
+    if not _STUDY_NAME.match(study.name):
+        raise ConfigError(
+            f"{src}: key 'name' should be letters, digits, '_', '-' or '.' (it names the output folder), "
+            f"got {study.name!r}"
+        )
 
     def _norm(terms: list[str], key: str, allow_empty: bool = False) -> list[str]:
         out = [t.strip().upper() for t in terms]
