@@ -10,6 +10,7 @@ their trace (they are bugs).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
@@ -188,6 +189,16 @@ def cmd_run(args, cfg) -> int:
     return 0
 
 
+def _check_folders(args) -> None:
+    """A folder argument that names an existing file is one clear error, not a Spark trace."""
+    for opt in ("warehouse", "output", "dest"):
+        value = getattr(args, opt, None)
+        if not value or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", value):  # URIs are Spark's to check
+            continue
+        if Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+            raise FaerslakeError(f"--{opt} {value} is a file, not a folder: pass a folder (it is created if missing).")
+
+
 COMMANDS = {
     "doctor": cmd_doctor,
     "download": cmd_download,
@@ -213,6 +224,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
         return 2
     try:
         cfg = load_pipeline_config(args.conf_file, args.overrides)
+        _check_folders(args)
         return COMMANDS[args.command](args, cfg)
     except FaerslakeError as e:
         print(f"faerslake: error: {e}", file=sys.stderr)
