@@ -385,7 +385,8 @@ def run_study(
         df, v = _read_pinned(spark, wh, "silver", name)
         if df is None:
             where = wh.name("silver", name) if wh.by_catalog else wh.path("silver", name)
-            raise InputError(f"silver table '{name}' not found at {where}; run 'faerslake build' first.")
+            raise InputError(f"silver table '{name}' not found at {where}; run 'faerslake ingest' and "
+                             f"'faerslake build' first (or 'faerslake run').")
         _require(df, name, SILVER_COLUMNS[name])
         silver[name] = df
         versions[f"silver/{name}"] = v
