@@ -269,4 +269,11 @@ def discover(source: str, settings: IngestSettings, quarters: list[str] | None =
     for q, problem in failed.items():
         if q in out:
             out[q].problem = problem
+    for q, qf in out.items():
+        # a quarter without one of the seven tables is loaded, but said: its
+        # rows of that table (if any were ingested before) are replaced by none
+        missing = [t.upper() for t in TABLES if not any(tf.table == t for tf in qf.files)]
+        if missing and not qf.problem and len(missing) < len(TABLES):
+            warnings.append(f"{q} has no {', '.join(missing)} file; bronze {', '.join(m.lower() for m in missing)} "
+                            f"will hold no rows of {q}")
     return Discovery(dict(sorted(out.items(), key=lambda kv: quarter_index(kv[0]))), ignored, warnings)
