@@ -104,6 +104,33 @@ def _local_dir(uri: str, what: str) -> Path:
     return Path(uri).expanduser().resolve()
 
 
+def _claim_staging(run_dir: Path, log: Callable[[str], None]):
+    """Create ``run_dir`` holding an exclusive lock for this run's lifetime; remove
+    the staging folders of earlier runs that died (SIGKILL, power cut) without
+    their ``finally``. A folder is removed only when its lock can be taken: its
+    run is gone (the kernel drops a dead process's locks); folders without a lock
+    file, or on a file system without locks, are left alone."""
+    import fcntl
+
+    run_dir.mkdir(parents=True)
+    lock = open(run_dir / ".lock", "w")  # noqa: SIM115 - held open until the run ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return lock  # no locks here: keep what others left, it is only disk space
+    for d in sorted(run_dir.parent.glob("ingest-*")):
+        if d == run_dir or not (d / ".lock").is_file():
+            continue
+        try:
+            with open(d / ".lock") as other:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(d, ignore_errors=True)
+            log(f"removed the staging folder of an interrupted ingest: {d}")
+        except OSError:
+            continue  # a live run's folder (or already gone)
+    return lock
+
+
 def _empty_audit() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in bronze.AUDIT_COLUMNS})
 
@@ -168,6 +195,7 @@ def ingest(
 
     staging_root = _local_dir(settings.staging_dir or f"{warehouse.rstrip('/')}/_staging", "staging folder")
     run_dir = staging_root / f"ingest-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    lock = _claim_staging(run_dir, log)
     try:
         jobs = _stage(todo, run_dir, settings.max_line_chars, result, log)
         ingested = [qf.quarter for qf in todo if qf.quarter not in result.quarters_failed]
@@ -190,6 +218,7 @@ def ingest(
                                 "source_manifest", ingested)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        lock.close()
 
     result.audit = pd.DataFrame(audit, columns=bronze.AUDIT_COLUMNS)
     audit = result.audit
