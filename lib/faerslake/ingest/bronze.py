@@ -12,9 +12,13 @@ them.
 
 from __future__ import annotations
 
+import random
+import time
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from faerslake.errors import FaerslakeError
 from faerslake.faults import checkpoint
 from faerslake.ingest.discover import DELETED, TABLES
 from faerslake.ingest.parse import CANONICAL
@@ -89,14 +93,45 @@ def conform(df: DataFrame, table: str) -> DataFrame:
     return df.select(*[df[f.name].cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
+# Delta's optimistic-concurrency conflicts: retrying the same replaceWhere is safe
+_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+              "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
+              "ProtocolChangedException")
+WRITE_ATTEMPTS = 6
+
+
+def _conflict_name(e: BaseException) -> str | None:
+    text = f"{type(e).__name__}: {e}"
+    return next((c for c in _CONFLICTS if c in text), None)
+
+
+def is_write_conflict(e: BaseException) -> bool:
+    """True when ``e`` is a Delta concurrent-write conflict (the commit can simply be retried)."""
+    return _conflict_name(e) is not None
+
+
 def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: str, quarters: list[str]) -> None:
     """Replace ``quarters`` of bronze ``table`` by ``df`` in one Delta commit."""
     if table == "source_manifest":
         checkpoint("ingest.before_manifest")  # crash tests: all but the manifest committed
     df = conform(df, table)
     quoted = ", ".join("'" + q + "'" for q in sorted(quarters))
-    wh.write(df, "bronze", table, mode="overwrite", partition_by=["quarter"],
-             replaceWhere=f"quarter IN ({quoted})")
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            wh.write(df, "bronze", table, mode="overwrite", partition_by=["quarter"],
+                     replaceWhere=f"quarter IN ({quoted})")
+            break
+        except Exception as e:  # noqa: BLE001 - Py4J wraps Delta's exceptions
+            if not is_write_conflict(e):
+                raise
+            if attempt + 1 == WRITE_ATTEMPTS:
+                raise FaerslakeError(
+                    f"bronze.{table}: another run kept writing the same table ({WRITE_ATTEMPTS} attempts, last: "
+                    f"{_conflict_name(e)}); run one ingest at a time for quarters {', '.join(sorted(quarters))}."
+                ) from None
+            # two runs creating the table at once (ProtocolChanged) or writing
+            # the same quarters: the loser redoes its whole, idempotent commit
+            time.sleep(min(0.5 * 2**attempt, 8.0) + random.random())
     checkpoint("ingest.table_committed")  # crash tests: a quarter half-written
 
 
