@@ -253,7 +253,7 @@ def test_every_line_of_the_mutated_genuine_files_is_accounted_for(hostile):
 # --------------------------------------------------------------------------- #
 # the line repair, property-based (pure Python)
 # --------------------------------------------------------------------------- #
-_DEMO_LINES = (S25 / "DEMO25Q4.txt").read_text("ascii").split("\r\n")[:41] if S25.exists() else ["a$b"]
+_DEMO_LINES = (S25 / "DEMO25Q4.txt").read_text("ascii").split("\n")[:41] if S25.exists() else ["a$b"]
 _LAYOUT, _ = layout_from_header("demo", _DEMO_LINES[0])
 
 
@@ -449,3 +449,35 @@ def test_no_eval_no_shell_and_safe_yaml_only():
                 bad.append(where + " (command not a literal list)")
     assert bad == []
     assert "yaml.safe_load" in (REPO / "lib" / "faerslake" / "config.py").read_text()
+
+
+# --------------------------------------------------------------------------- #
+# concurrent writers: a lost Delta race is retried, then said clearly
+# --------------------------------------------------------------------------- #
+class _Wh:
+    def __init__(self, fail: int, error: str):
+        self.fail, self.error, self.calls = fail, error, 0
+
+    def write(self, *args, **kwargs) -> None:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise RuntimeError(f"An error occurred while calling o98.save.\n: io.delta.exceptions.{self.error}: x")
+
+
+def test_bronze_commit_retries_a_lost_race_and_then_says_so(monkeypatch):
+    from faerslake.errors import FaerslakeError
+    from faerslake.ingest import bronze
+
+    monkeypatch.setattr(bronze, "conform", lambda df, table: df)
+    monkeypatch.setattr(bronze.time, "sleep", lambda s: None)
+    wh = _Wh(2, "ProtocolChangedException")
+    bronze.replace_quarters(None, wh, None, "demo", ["2019Q1"])
+    assert wh.calls == 3
+    wh = _Wh(99, "ConcurrentAppendException")
+    with pytest.raises(FaerslakeError, match="another run kept writing the same table .*2019Q1"):
+        bronze.replace_quarters(None, wh, None, "demo", ["2019Q1"])
+    assert wh.calls == bronze.WRITE_ATTEMPTS
+    wh = _Wh(1, "SomethingElseException")  # not a conflict: raised at once
+    with pytest.raises(RuntimeError):
+        bronze.replace_quarters(None, wh, None, "demo", ["2019Q1"])
+    assert wh.calls == 1
