@@ -2,8 +2,9 @@
 
 Writes, beside the study folder ``OUT/<study>/``, ``OUT/ingest_audit.csv``
 (one row per table file of the quarters this run covers) and
-``OUT/dedup_summary.csv``. Each stage logs a progress line; ingest logs one
-per quarter.
+``OUT/dedup_summary.csv``; ``OUT/ingest_failures.csv`` lists the quarters
+whose source could not be used (unreadable or refused zip) and why. Each
+stage logs a progress line; ingest logs one per quarter.
 """
 
 from __future__ import annotations
@@ -67,9 +68,15 @@ def run(
     t0 = time.time()
 
     log(f"[1/3] ingest {source} -> {wh.path('bronze', '')}")
-    ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg, log=log)
+    ingested = ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg, log=log)
     audit = audit_frame(spark, wh, quarters)
     atomic_write_csv(out / "ingest_audit.csv", audit)
+    # quarters whose zip could not be used have no audit row: say so beside it
+    failed = pd.DataFrame(sorted(ingested.quarters_failed.items()), columns=["quarter", "reason"])
+    atomic_write_csv(out / "ingest_failures.csv", failed)
+    if len(failed):
+        log(f"[1/3] {len(failed)} quarters could not be ingested (see {out / 'ingest_failures.csv'}): "
+            + ", ".join(failed["quarter"]))
     log(f"[1/3] ingest done: {len(audit)} table files, {int(audit['rows_loaded'].sum()) if len(audit) else 0} rows "
         f"loaded, {int(audit['rows_quarantined'].sum()) if len(audit) else 0} quarantined ({time.time() - t0:.0f}s)")
 
