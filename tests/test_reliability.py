@@ -184,6 +184,9 @@ def test_bad_zips_fail_their_quarter_with_a_reason_and_load_nothing(hostile, zip
     demo = hostile["read"]("bronze", "demo")
     assert demo.where(demo.quarter == quarter).count() == 0
     assert not (hostile["root"] / "evil.txt").exists() and not (hostile["wh"] / "evil.txt").exists()
+    failures = pd.read_csv(hostile["out"] / "ingest_failures.csv", dtype=str)
+    row = failures[failures["quarter"] == quarter]
+    assert len(row) == 1 and words in row["reason"].iloc[0]
 
 
 def test_the_rest_of_the_run_reaches_the_study(hostile):
