@@ -170,6 +170,7 @@ def _reasons(h: dict, name: str) -> list[str]:
 # --------------------------------------------------------------------------- #
 # damaged and hostile files
 # --------------------------------------------------------------------------- #
+@pytest.mark.faults
 @pytest.mark.parametrize(("zip_name", "words"), [
     ("faers_ascii_2019q1.zip", "is not a readable zip"),  # random bytes
     ("faers_ascii_2019q2.zip", "is not a readable zip"),  # truncated
@@ -189,11 +190,13 @@ def test_bad_zips_fail_their_quarter_with_a_reason_and_load_nothing(hostile, zip
     assert len(row) == 1 and words in row["reason"].iloc[0]
 
 
+@pytest.mark.faults
 def test_the_rest_of_the_run_reaches_the_study(hostile):
     assert (hostile["out"] / "botox_depression" / "cohort_results.csv").exists()
     assert set(hostile["audit"]["quarter"]) == {"2020Q3", "2025Q4"}
 
 
+@pytest.mark.faults
 def test_binary_garbage_and_a_10mb_line_are_quarantined_with_reasons(hostile):
     a = _audit_row(hostile, "DEMO20Q3.txt")
     assert a["lines_read"] == _recount(hostile["files"]["DEMO20Q3.txt"])
@@ -204,6 +207,7 @@ def test_binary_garbage_and_a_10mb_line_are_quarantined_with_reasons(hostile):
     assert any("control bytes" in r for r in reasons)
 
 
+@pytest.mark.faults
 def test_invalid_dates_and_ages_load_and_become_null_in_silver(hostile):
     from pyspark.sql import functions as F
 
@@ -215,6 +219,7 @@ def test_invalid_dates_and_ages_load_and_become_null_in_silver(hostile):
     assert got[900000001]["age_years"] == 48.0  # the row's own, valid age is still read
 
 
+@pytest.mark.faults
 def test_unknown_column_is_loaded_kept_and_warned(hostile):
     a = _audit_row(hostile, "DRUG20Q3.txt")
     assert a["rows_loaded"] == 10 and a["rows_quarantined"] == 0
@@ -223,6 +228,7 @@ def test_unknown_column_is_loaded_kept_and_warned(hostile):
     assert any("future_col" in ln and "extra_fields" in ln for ln in hostile["log"].splitlines())
 
 
+@pytest.mark.faults
 def test_missing_key_column_quarantines_the_file_with_its_reason(hostile):
     a = _audit_row(hostile, "RPSR20Q3.txt")
     assert a["rows_loaded"] == 0 and a["rows_quarantined"] == a["lines_read"] == 10
@@ -230,6 +236,7 @@ def test_missing_key_column_quarantines_the_file_with_its_reason(hostile):
     assert any("RPSR20Q3.txt" in ln and "quarantined" in ln for ln in hostile["log"].splitlines())
 
 
+@pytest.mark.faults
 def test_empty_header_only_and_missing_table_files(hostile):
     for name in ("REAC20Q3.txt", "OUTC20Q3.txt"):
         a = _audit_row(hostile, name)
@@ -240,6 +247,7 @@ def test_empty_header_only_and_missing_table_files(hostile):
         "a quarter without a THER file should be said in the log"
 
 
+@pytest.mark.faults
 def test_every_line_of_the_mutated_genuine_files_is_accounted_for(hostile):
     for table in ("DEMO", "REAC", "DRUG"):
         name = f"{table}25Q4.txt"
