@@ -77,6 +77,13 @@ class TreeWatcher(threading.Thread):
         self.peak_total_rss_kb = 0
         self._halt = threading.Event()
         self.tick = os.sysconf("SC_CLK_TCK")
+        self._lock = threading.Lock()
+
+    def cpu_now(self) -> float:
+        """CPU seconds of the tree so far (samples it now)."""
+        self._sample()
+        with self._lock:
+            return sum(p["cpu_s"] for p in self.procs.values())
 
     def _sample(self) -> None:
         kids = _children_map()
@@ -103,11 +110,13 @@ class TreeWatcher(threading.Thread):
             hwm = int(status["VmHWM"].split()[0])
             rss = int(status["VmRSS"].split()[0])
             total += rss
-            rec = self.procs.setdefault(pid, {"pid": pid, "name": status["Name"].strip(), "cmd": cmd[:300],
-                                              "jvm": "org.apache.spark.deploy.SparkSubmit" in cmd,
-                                              "hwm_kb": 0, "cpu_s": 0.0})
-            rec["hwm_kb"] = max(rec["hwm_kb"], hwm)
-            rec["cpu_s"] = max(rec["cpu_s"], cpu)
+            with self._lock:
+                rec = self.procs.setdefault(pid, {"pid": pid, "hwm_kb": 0, "cpu_s": 0.0})
+                # bash execs java: name and command line change after the first look
+                rec.update(name=status["Name"].strip(), cmd=cmd[:300],
+                           jvm=rec.get("jvm", False) or "org.apache.spark.deploy.SparkSubmit" in cmd)
+                rec["hwm_kb"] = max(rec["hwm_kb"], hwm)
+                rec["cpu_s"] = max(rec["cpu_s"], cpu)
         self.peak_total_rss_kb = max(self.peak_total_rss_kb, total)
 
     def run(self) -> None:
@@ -137,14 +146,16 @@ class TreeWatcher(threading.Thread):
         }
 
 
-def watched(cmd: list[str], log_path: Path, on_line=None) -> dict:
+def watched(cmd: list[str], log_path: Path, on_line=None, env: dict | None = None) -> dict:
     """Run ``cmd``; stderr lines are timestamped (s since start) into ``log_path``."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            encoding="utf-8", errors="replace", cwd=REPO)
+                            encoding="utf-8", errors="replace", cwd=REPO,
+                            env={**os.environ, **(env or {})})
     w = TreeWatcher(proc.pid)
     w.start()
     lines: list[tuple[float, str]] = []
+    cpu_marks: list[float] = []  # tree CPU seconds when each stderr line arrived
     out_chunks: list[str] = []
     reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
     reader.start()
@@ -152,6 +163,7 @@ def watched(cmd: list[str], log_path: Path, on_line=None) -> dict:
         for line in proc.stderr:
             t = time.perf_counter() - t0
             lines.append((t, line.rstrip("\n")))
+            cpu_marks.append(w.cpu_now() if on_line else 0.0)
             logf.write(f"{t:9.2f} {line}")
             logf.flush()
             if on_line:
@@ -160,7 +172,8 @@ def watched(cmd: list[str], log_path: Path, on_line=None) -> dict:
     wall = time.perf_counter() - t0
     w.stop()
     reader.join()
-    return {"rc": rc, "wall": wall, "lines": lines, "stdout": "".join(out_chunks), **w.summary()}
+    return {"rc": rc, "wall": wall, "lines": lines, "cpu_marks": cpu_marks, "stdout": "".join(out_chunks),
+            **w.summary()}
 
 
 # --------------------------------------------------------------------------- #
@@ -211,6 +224,34 @@ def stage_times(lines: list[tuple[float, str]], wall: float) -> dict:
     return {k: round(v, 2) for k, v in out.items()} | {"pipeline_logged": own}
 
 
+def stage_cpu(lines: list[tuple[float, str]], cpu_marks: list[float], total_cpu: float, tool: str) -> dict:
+    """CPU seconds of the whole process tree per stage (robust to a busy machine, unlike wall time).
+
+    faerslake: between its ``[k/3]`` lines (startup = before ``[1/3] ingest``);
+    duckdb: between its ``[duckdb] <stage> done`` lines (its start-up counts in ingest).
+    """
+    if not cpu_marks or len(cpu_marks) != len(lines):
+        return {}
+    marks: dict[str, float] = {}
+    for (_, line), cpu in zip(lines, cpu_marks, strict=True):
+        if tool == "duckdb":
+            m = re.search(r"\[duckdb\] (ingest|build|study) done", line)
+            if m:
+                marks.setdefault(m.group(1) + "_done", cpu)
+            continue
+        m = STAGE_LINE.search(line)
+        if m:
+            marks.setdefault(m.group(2) + ("_done" if m.group(3) else "_start"), cpu)
+    if not all(f"{st}_done" in marks for st in STAGES):
+        return {}
+    start = marks.get("ingest_start", 0.0)
+    out = {"startup": start, "ingest": marks["ingest_done"] - start,
+           "build": marks["build_done"] - marks["ingest_done"],
+           "study": marks["study_done"] - marks["build_done"],
+           "shutdown": total_cpu - marks["study_done"]}
+    return {k: round(max(v, 0.0), 1) for k, v in out.items()}
+
+
 def quarter_times(lines: list[tuple[float, str]]) -> list[dict]:
     """Per-quarter ingest progress (time of each quarter's line after the ingest start)."""
     start = next((t for t, line in lines if "[1/3] ingest" in line), 0.0)
@@ -250,19 +291,38 @@ def read_cohorts(path: Path) -> dict[str, dict[str, int]]:
         return {r["cohort"]: {k: int(float(r[k])) for k in keys} for r in csv.DictReader(f)}
 
 
-def code_fingerprint() -> str:
-    """SHA-256 (12 hex) of the package's sources as they are on disk now (others edit them while we run)."""
+def code_fingerprint(root: Path = REPO) -> str:
+    """SHA-256 (12 hex) of the package's sources under ``root`` as they are on disk now."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted((REPO / "lib" / "faerslake").rglob("*.py")):
-        h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes())
+    for f in sorted((root / "lib" / "faerslake").rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:12]
 
 
-def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], log) -> dict:
+def snapshot_code(work: Path) -> tuple[Path, str]:
+    """A frozen copy of lib/faerslake, conf/ and setup.py, so that every size runs the same code
+    while others keep editing the checkout; faerslake runs from it through PYTHONPATH."""
+    fp = code_fingerprint()
+    snap = work / f"code-{fp}"
+    if not (snap / ".done").exists():
+        shutil.rmtree(snap, ignore_errors=True)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(REPO / "lib" / "faerslake", snap / "lib" / "faerslake", ignore=ignore)
+        shutil.copytree(REPO / "conf", snap / "conf", ignore=ignore)
+        shutil.copy2(REPO / "setup.py", snap / "setup.py")
+        (snap / ".done").write_text(fp + "\n")
+    return snap, code_fingerprint(snap)
+
+
+def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], log,
+                  snapshot: Path | None = None) -> dict:
     wh, out = work / "wh", work / "out"
-    fingerprint = code_fingerprint()
+    root = snapshot or REPO
+    fingerprint = code_fingerprint(root)
+    # the snapshot's copy of faerslake wins over the editable install; the Delta jars stay in the checkout's cache
+    env = {"PYTHONPATH": str(root / "lib"), "FAERSLAKE_CACHE": str(REPO / ".cache")} if snapshot else None
     shutil.rmtree(wh, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     cmd = [str(VENV_BIN / "faerslake"), "run", "--source", str(src), "--warehouse", str(wh),
@@ -273,12 +333,13 @@ def run_faerslake(src: Path, work: Path, driver_memory: str, extra: list[str], l
         if "[1/3]" in line or "[2/3]" in line or "[3/3]" in line or "rror" in line:
             log(f"  {t:7.1f}s {line}")
 
-    r = watched(cmd, work / "faerslake.log", echo)
-    r["command"] = " ".join(cmd)
+    r = watched(cmd, work / "faerslake.log", echo, env)
+    r["command"] = (f"PYTHONPATH={root / 'lib'} " if snapshot else "") + " ".join(cmd)
     r["code_fingerprint"] = fingerprint
-    if code_fingerprint() != fingerprint:
+    if code_fingerprint(root) != fingerprint:
         r["code_fingerprint"] += " (lib/faerslake changed during the run)"
     r["stages"] = stage_times(r["lines"], r["wall"])
+    r["stages_cpu"] = stage_cpu(r["lines"], r["cpu_marks"], r["cpu_seconds"], "faerslake")
     r["ingest_quarters"] = quarter_times(r["lines"])
     r["staging"] = staging_from_log(r["lines"])
     results = out / "botox_depression" / "cohort_results.csv"
@@ -302,6 +363,7 @@ def run_duckdb(src: Path, work: Path, log) -> dict:
         s = doc["seconds"]
         # the process' own start (imports) is counted in ingest, as the JVM start is for faerslake
         startup = r["wall"] - s["total"]
+        r["stages_cpu"] = stage_cpu(r["lines"], r["cpu_marks"], r["cpu_seconds"], "duckdb")
         r["stages"] = {"startup": round(startup, 2), "ingest": s["ingest"], "build": s["build"],
                        "study": s["study"], "shutdown": 0.0}
     else:
@@ -313,7 +375,8 @@ def run_duckdb(src: Path, work: Path, log) -> dict:
 
 def _slim(r: dict) -> dict:
     keep = ("rc", "wall", "stages", "cpu_seconds", "peak_jvm_rss_mb", "peak_python_rss_mb", "peak_python_workers_rss_mb", "peak_any_rss_mb",
-            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging", "code_fingerprint")
+            "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging", "code_fingerprint",
+            "stages_cpu")
     return {k: (round(r[k], 2) if isinstance(r[k], float) else r[k]) for k in keep if k in r}
 
 
@@ -324,7 +387,8 @@ def project(sizes: list[dict], cores: int) -> dict:
     the two measured points, with the marginal throughput split evenly over
     this machine's cores; on c cores t = fixed + rows / (per-core throughput x c).
     CPU model: CPU seconds per row between the two sizes (less sensitive to a
-    busy machine than wall time), t = fixed + rows x CPU-s per row / c.
+    busy machine than wall time), t = fixed CPU-s (taken as serial) + rows x
+    CPU-s per row / c.
     Both assume the marginal work parallelises over cores and that the fixed
     cost does not grow with the quarter count (the archive has 90 quarters, the
     bench 5; faerslake writes each table once for all quarters of a run).
@@ -372,14 +436,14 @@ def project(sizes: list[dict], cores: int) -> dict:
     out["archive_staging_serial_seconds"] = round(serial_stage)
     for c in (2, 32):
         wall = fixed + rows / (thr / cores * c)
-        cpu = max(fixed, 0.0) + rows * cpu_per_row / c + serial_stage
+        cpu = max(cpu_fixed, 0.0) + rows * cpu_per_row / c + serial_stage
         out[f"archive_{c}_cores_minutes"] = round(wall / 60, 1)
         out[f"archive_{c}_cores_arithmetic"] = (
             f"wall model: {fixed:.0f} s fixed + {rows:,} rows / ({thr / cores:,.0f} rows/s/core x {c} cores) "
             f"= {wall / 60:.1f} min")
         out[f"archive_{c}_cores_minutes_cpu_model"] = round(cpu / 60, 1)
         out[f"archive_{c}_cores_arithmetic_cpu_model"] = (
-            f"CPU model: {max(fixed, 0):.0f} s fixed + {rows:,} rows x {cpu_per_row * 1e6:.1f} CPU-s per M rows / "
+            f"CPU model: {max(cpu_fixed, 0):.0f} CPU-s fixed (serial) + {rows:,} rows x {cpu_per_row * 1e6:.1f} CPU-s per M rows / "
             f"{c} cores + {serial_stage:.0f} s serial staging ({archive_mb:,.0f} MB at {stage_rate or 0:.0f} MB/s) "
             f"= {cpu / 60:.1f} min")
     return out
@@ -390,7 +454,7 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
     ok = all(all(s["checks"].values()) and s["faerslake"]["rc"] == 0
              and (s["duckdb"] is None or s["duckdb"]["rc"] == 0) for s in sizes)
     print()
-    hdr = f"{'cases':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8}"
+    hdr = f"{'cases':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8} {'CPU s':>7}"
     print(hdr)
     print("-" * len(hdr))
     for s in sizes:
@@ -405,7 +469,8 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
                     ds = du["wall"] if st == "total" else du["stages"].get(st, 0)
                     ratio = f"{secs / ds:8.1f}" if ds > 0.05 else ""
                 rps = f"{s['rows'] / secs:11,.0f}" if st in (*STAGES, "total") and secs > 0 else ""
-                print(f"{s['reports']:>8} {tool:<9} {st:<8} {secs:8.1f} {rps:>11} {ratio:>8}")
+                cpu = r["cpu_seconds"] if st == "total" else r.get("stages_cpu", {}).get(st, "")
+                print(f"{s['reports']:>8} {tool:<9} {st:<8} {secs:8.1f} {rps:>11} {ratio:>8} {cpu:>7}")
             print(f"{'':>8} {tool:<9} peak RSS: JVM {r['peak_jvm_rss_mb']} MB, python {r['peak_python_rss_mb']} MB, "
                   f"whole tree {r['peak_tree_rss_mb']} MB; CPU {r['cpu_seconds']} s")
     small, big = sizes[0], sizes[-1]
@@ -423,6 +488,9 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
         "ratio_vs_duckdb_by_stage": ({st: round(fl_s["stages"][st] / du_s["stages"][st], 2)
                                       for st in ("startup", *STAGES) if du_s["stages"].get(st)}
                                      if du_s and du_s.get("stages") and fl_s.get("stages") else None),
+        "ratio_vs_duckdb_cpu_by_stage": ({st: round(fl_s["stages_cpu"][st] / du_s["stages_cpu"][st], 1)
+                                          for st in STAGES if du_s["stages_cpu"].get(st)}
+                                         if du_s and du_s.get("stages_cpu") and fl_s.get("stages_cpu") else None),
         "faerslake_seconds_4S": round(big["faerslake"]["wall"], 1) if two else None,
         "duckdb_seconds_4S": round(big["duckdb"]["wall"], 1) if two and big["duckdb"] else None,
         "ratio_vs_duckdb_4S": (round(big["faerslake"]["wall"] / big["duckdb"]["wall"], 2)
@@ -453,7 +521,7 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
     print(f"faerslake {result['faerslake_seconds']} s vs duckdb {result['duckdb_seconds']} s at S={meta['reports']} "
           f"cases ({small['rows']:,} rows): ratio {result['ratio_vs_duckdb']} (CPU-time ratio "
           f"{result['ratio_vs_duckdb_cpu']}); at {meta['scale']}S: {result['ratio_vs_duckdb_4S']}")
-    print(f"by stage at S: {result['ratio_vs_duckdb_by_stage']}")
+    print(f"by stage at S: wall {result['ratio_vs_duckdb_by_stage']}; CPU {result['ratio_vs_duckdb_cpu_by_stage']}")
     print(f"scaling t({meta['scale']}S)/t(S): faerslake {result['scaling_ratio']} (CPU {result['scaling_ratio_cpu']}), "
           f"duckdb {result['duckdb_scaling_ratio']}")
     print(f"peak driver RSS: JVM {result['peak_driver_rss_mb']} MB (spark.driver_memory={meta['driver_memory']}), "
@@ -489,6 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for faerslake run (repeatable)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
+    p.add_argument("--live-code", action="store_true",
+                   help="run the checkout's lib/faerslake instead of a frozen copy taken at the start")
     p.add_argument("--recompute", type=Path, default=None, metavar="RESULTS_JSON",
                    help="re-derive ratios and projection from a saved results file (no runs)")
     args = p.parse_args(argv)
@@ -509,6 +579,10 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     load_before = os.getloadavg()
     sizes: list[dict] = []
+    snapshot = None
+    if not args.live_code:
+        snapshot, fp = snapshot_code(args.work)
+        log(f"running a frozen copy of lib/faerslake ({fp}) from {snapshot}")
     for mult in [1] if args.only_small else [1, args.scale]:
         n = args.reports * mult
         work = args.work / f"n{n}-s{args.seed}"
@@ -521,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"size {n} cases: {rows:,} table rows, {size['report_rows']:,} reports, {size['zip_mb']} MB of zips")
         duck = None if args.skip_duckdb else run_duckdb(work / "src", work, log)
         fl = run_faerslake(work / "src", work, args.driver_memory,
-                           [x for o in args.overrides for x in ("--set", o)], log)
+                           [x for o in args.overrides for x in ("--set", o)], log, snapshot)
         checks = {"faerslake_equals_truth": fl["cohorts"] == truth["cohorts"]}
         if duck is not None:
             checks["duckdb_equals_truth"] = duck["cohorts"] == truth["cohorts"]
