@@ -33,6 +33,14 @@ from faerslake.errors import EnvironmentProblem
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+JAR_EXCLUDES = ",".join([
+    "org.apache.logging.log4j:log4j-core",
+    "org.apache.logging.log4j:log4j-api",
+    "org.apache.logging.log4j:log4j-slf4j2-impl",
+    "org.slf4j:slf4j-api",
+    "org.apache.hadoop:hadoop-client-api",
+    "org.apache.hadoop:hadoop-client-runtime",
+])
 
 
 def cache_dir() -> Path:
@@ -117,7 +125,9 @@ def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # many small quarters: keep Delta log replays cheap on a laptop
         "spark.databricks.delta.snapshotPartitions": "4",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+        # Spark brings its own logging and Hadoop client; Delta's copies of
+        # them would only shadow Spark's classes.
+        "spark.jars.excludes": JAR_EXCLUDES,
     }
     conf.update({k: str(v) for k, v in (s.conf or {}).items()})
     conf.update({k: str(v) for k, v in (extra or {}).items()})
