@@ -140,7 +140,7 @@ def test_numbers_dates_ages_countries(spark):
         ("-3",      "00010101",   "365.25", "DY", "EU"),
         ("12a",     "20141332",   "abc",   "YR",  "XX"),
         ("",        "",           "130",   "YR",  ""),
-        ("1" * 19,  "20990101",   "5",     "",    None),
+        ("9" * 19,  "20990101",   "5",     "",    None),
         (" 42 ",    "20000229",   "-1",    "YR",  "Cote d'Ivoire"),
         ("10",      "2014",       "8766",  "HR",  "UNITED KINGDOM"),
     ]
@@ -473,6 +473,13 @@ def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, buil
     lines: list[str] = []
     again = silver.build(spark, root, strict_dedup=False, log=lines.append)
     assert again.skipped and again.dedup_summary.values.tolist() == first.dedup_summary.values.tolist()
+    assert any("up to date" in line for line in lines)
+    # a build that died after rewriting some silver table is not up to date
+    versions = silver._bronze_versions(spark, wh)
+    assert silver._up_to_date(spark, wh, versions, strict=False)
+    assert not silver._up_to_date(spark, wh, versions, strict=True)
+    wh.write(wh.read(spark, "silver", "outcomes"), "silver", "outcomes")
+    assert not silver._up_to_date(spark, wh, versions, strict=False)
     # a new quarter arrives (as ingest would append it): case 130 gets version 2
     wh.write(bronze(spark, "demo", [demo("2013Q2", "1302", "130", "2")]), "bronze", "demo",
              mode="append", partition_by=["quarter"])

@@ -20,6 +20,8 @@ from pyspark.sql import functions as F
 
 # Java's \s misses the no-break space (0xA0), which cp1252/latin-1 text carries.
 _WS = r"[\s\u00A0]"
+# The same set for trim(), which is far cheaper than a regular expression.
+_WS_CHARS = " \t\n\r\x0b\x0c\u00a0"
 
 # Multiply an age in this unit by the factor to get years (FDA's age_cod).
 AGE_FACTORS: dict[str, float] = {
@@ -40,7 +42,7 @@ def _c(col: str | Column) -> Column:
 
 
 def _strip(col: Column) -> Column:
-    return F.regexp_replace(col, rf"^{_WS}+|{_WS}+$", "")
+    return F.trim(col, F.lit(_WS_CHARS))
 
 
 def clean_text(col: str | Column) -> Column:
@@ -67,12 +69,11 @@ def norm_drug(col: str | Column) -> Column:
     A ``\\``-joined prod_ai list stays one text: a token matches it as a
     substring of the whole list, which is what spec §1 asks for.
     """
-    s = F.regexp_replace(F.upper(_c(col)), f"{_WS}+", " ")
-    s = F.regexp_replace(s, r"^ | $", "")
+    # One regular expression per value at most: this runs on every drug row.
+    s = F.trim(F.regexp_replace(F.upper(_c(col)), f"{_WS}+", " "))
     # Periods may be separated by spaces ("COSMETIC . ."); drop them all, then
     # the space they leave.
-    s = F.regexp_replace(s, r"( ?\.)+$", "")
-    s = F.regexp_replace(s, r" $", "")
+    s = F.when(s.endswith("."), F.rtrim(F.regexp_replace(s, r"( ?\.)+$", ""))).otherwise(s)
     return F.when(s != "", s)
 
 
@@ -80,16 +81,22 @@ def whole_number(col: str | Column) -> Column:
     """BIGINT from FDA's digits; tolerates pandas-resaved ``"61.0"`` / ``"61.00"``.
     Anything else (letters, negative, fractions, > 18 digits) is null."""
     s = _strip(_c(col))
-    return F.when(
+    # Plain digits (nearly every value) take the cheap cast; only the rest
+    # ("61.0", junk) pays for the regular expression.
+    fast = s.try_cast("bigint")
+    slow = F.when(
         s.rlike(r"^[0-9]{1,18}(\.0*)?$"),
         F.regexp_extract(s, r"^([0-9]+)", 1).try_cast("bigint"),
     )
+    digits_only = fast.isNotNull() & ~s.startswith("+") & ~s.startswith("-")
+    return F.when(digits_only, fast).otherwise(slow)
 
 
 def date_text(col: str | Column) -> Column:
     """A date field as text, with the ``.0`` a pandas re-save appended removed
     (``20141226.0`` -> ``20141226``); partial dates (``YYYYMM``) stay; empty -> null."""
-    s = F.regexp_replace(_strip(_c(col)), r"^([0-9]+)\.0*$", "$1")
+    s = _strip(_c(col))
+    s = F.when(s.contains("."), F.regexp_replace(s, r"^([0-9]+)\.0*$", "$1")).otherwise(s)
     return F.when(s != "", s)
 
 
