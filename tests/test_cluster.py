@@ -2,18 +2,24 @@
 
 A master and two workers (1 core, 1 GB each) are started on 127.0.0.1 from
 the installed pyspark (``SPARK_HOME`` = the pyspark package), on ephemeral
-ports, with logs and work dirs under ``tmp_path``. ``make dist``'s zip is
-given with ``--py-files`` and ``jobs/run_all.py`` runs the whole pipeline on
-a small generated archive. The driver and the executors run a Python that
-cannot see the source checkout (``-S``, site-packages on ``PYTHONPATH``, so
-the editable install's ``.pth`` is not read): faerslake comes from the zip
-only, as on a real cluster. The run's CSVs must equal, byte for byte, those
-of the same pipeline in local mode, and both executors must have run tasks.
-The cluster is stopped (process groups killed) whatever happens.
+ports, with logs and work dirs under pytest's tmp dir, and stopped (process
+groups killed) whatever happens. Apps go in with ``--py-files`` and
+``make dist``'s zip; the driver and the executors run a Python that cannot
+see the source checkout (``-S``, site-packages on ``PYTHONPATH``, so the
+editable install's ``.pth`` is not read): faerslake comes from the zip only,
+as on a real cluster.
+
+- a probe app checks that ``get_spark()`` keeps spark-submit's master and
+  that ``import faerslake`` (and the packaged default study) works on the
+  executors;
+- ``jobs/run_all.py`` runs the whole pipeline on a small generated archive:
+  every CSV it writes must equal, byte for byte, those of the same pipeline
+  in local mode, and both executors must have run tasks.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -59,6 +65,7 @@ class StandaloneCluster:
         self.work_dirs = [root / f"worker{i}" for i in range(1, workers + 1)]
         self.url = ""
         self.ui = 0
+        self.startup_seconds = 0.0
         conf_dir = root / "conf"  # empty: no spark-defaults / log4j from elsewhere
         conf_dir.mkdir(parents=True, exist_ok=True)
         self.env = {
@@ -192,69 +199,132 @@ def dist() -> Path:
     return REPO / "dist" / "faerslake.zip"
 
 
-def test_pipeline_on_a_standalone_cluster_equals_local_mode(tmp_path, archive, local_run, dist):
-    python = python_without_checkout(tmp_path)
-    # that python has Spark's packages but no faerslake: only the zip can provide it
+@pytest.fixture(scope="module")
+def python(tmp_path_factory) -> Path:
+    python = python_without_checkout(tmp_path_factory.mktemp("python"))
+    # it has Spark's packages but no faerslake: only the zip can provide it
     probe = "import pyspark, yaml, pandas\ntry:\n import faerslake\nexcept ImportError:\n print('no faerslake')"
-    env_probe = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    assert subprocess.run([str(python), "-c", probe], env=env_probe, capture_output=True, text=True,
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    assert subprocess.run([str(python), "-c", probe], env=env, capture_output=True, text=True,
                           timeout=60, check=True).stdout.strip() == "no faerslake"
-    cluster = StandaloneCluster(tmp_path / "cluster")
-    out, wh = tmp_path / "out", tmp_path / "wh"
-    driver_log = tmp_path / "driver.log"
+    return python
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = StandaloneCluster(tmp_path_factory.mktemp("cluster"))
     t0 = time.monotonic()
     try:
-        cluster.start()
-        t_up = time.monotonic() - t0
-        cmd = [
-            str(spark_home() / "bin" / "spark-submit"),
-            "--master", cluster.url,
-            "--conf", f"spark.jars.ivy={REPO / '.cache' / 'ivy'}",
-            "--packages", DELTA_MAVEN,
-            "--py-files", str(dist),
-            "--driver-memory", "1g",
-            "--conf", "spark.executor.memory=512m",
-            "--conf", "spark.executor.cores=1",
-            "--conf", "spark.cores.max=2",
-            # both executors up before the first job, so both get tasks
-            "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
-            "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=120s",
-            "--conf", "spark.driver.host=127.0.0.1",
-            "--conf", "spark.driver.bindAddress=127.0.0.1",
-            "--conf", "spark.ui.enabled=false",
-            # tiny data: few partitions, few tasks (Delta's log replay defaults to 50)
-            "--conf", "spark.sql.shuffle.partitions=2",
-            "--conf", "spark.default.parallelism=2",
-            "--conf", "spark.databricks.delta.snapshotPartitions=2",
-            "--conf", "spark.sql.session.timeZone=UTC",
-            str(REPO / "jobs" / "run_all.py"),
-            "--source", str(archive), "--warehouse", str(wh), "--output", str(out),
-        ]
-        env = {**cluster.env, "PYSPARK_PYTHON": str(python), "PYSPARK_DRIVER_PYTHON": str(python)}
-        env.pop("PYTHONPATH", None)
-        with open(driver_log, "wb") as f:
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
-                                  timeout=900)
-        t_run = time.monotonic() - t0 - t_up
-        assert proc.returncode == 0, f"spark-submit failed:\n{_tail(driver_log, 60)}"
-        apps = cluster.state()["completedapps"]
+        c.start()
+        c.startup_seconds = time.monotonic() - t0
+        yield c
     finally:
-        cluster.stop()
-    assert all(p.poll() is not None for p in cluster.procs)
+        c.stop()
+        assert all(p.poll() is not None for p in c.procs)
 
-    # the application ran on the cluster, not in local mode ...
-    (app,) = apps  # the only application this master ever saw
-    assert app["name"] == "faerslake-run"
+
+def spark_submit(cluster: StandaloneCluster, python: Path, dist: Path, script: Path, args: list[str],
+                 log: Path) -> float:
+    """spark-submit ``script`` to the cluster in client mode; return its wall time."""
+    cmd = [
+        str(spark_home() / "bin" / "spark-submit"),
+        "--master", cluster.url,
+        "--conf", f"spark.jars.ivy={REPO / '.cache' / 'ivy'}",
+        "--packages", DELTA_MAVEN,
+        "--py-files", str(dist),
+        "--driver-memory", "1g",
+        "--conf", "spark.executor.memory=512m",
+        "--conf", "spark.executor.cores=1",
+        "--conf", "spark.cores.max=2",
+        # both executors up before the first job, so both get tasks
+        "--conf", "spark.scheduler.minRegisteredResourcesRatio=1.0",
+        "--conf", "spark.scheduler.maxRegisteredResourcesWaitingTime=120s",
+        "--conf", "spark.driver.host=127.0.0.1",
+        "--conf", "spark.driver.bindAddress=127.0.0.1",
+        "--conf", "spark.ui.enabled=false",
+        "--conf", "spark.sql.session.timeZone=UTC",
+        # tiny data: few partitions, few tasks (Delta's log replay defaults to 50)
+        "--conf", "spark.sql.shuffle.partitions=2",
+        "--conf", "spark.default.parallelism=2",
+        "--conf", "spark.databricks.delta.snapshotPartitions=2",
+        str(script), *args,
+    ]
+    env = {**cluster.env, "PYSPARK_PYTHON": str(python), "PYSPARK_DRIVER_PYTHON": str(python)}
+    env.pop("PYTHONPATH", None)
+    t0 = time.monotonic()
+    with open(log, "wb") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=log.parent,
+                              timeout=1200)
+    assert proc.returncode == 0, f"spark-submit {script.name} failed:\n{_tail(log, 60)}"
+    return time.monotonic() - t0
+
+
+def the_app(cluster: StandaloneCluster, name: str) -> tuple[dict, dict[str, int]]:
+    """The finished application ``name`` and the tasks each of its executors finished."""
+    (app,) = [a for a in cluster.state()["completedapps"] if a["name"] == name]
+    executors = [d for w in cluster.work_dirs if (w / app["id"]).is_dir()
+                 for d in (w / app["id"]).iterdir() if d.is_dir()]
+    return app, {f"{d.parent.parent.name}/{d.name}": (d / "stderr").read_text(errors="replace")
+                 .count("Finished task") for d in executors}
+
+
+PROBE = """
+import json
+import faerslake
+from faerslake.config import load_study
+from faerslake.session import get_spark
+
+spark = get_spark("faerslake-probe")
+
+def where(_):
+    import faerslake
+    from faerslake.config import load_study
+    yield faerslake.__file__, load_study().sha256
+
+found = spark.sparkContext.parallelize(range(8), 8).mapPartitions(where).collect()
+print("PROBE " + json.dumps({"master": spark.sparkContext.master, "driver": faerslake.__file__,
+                             "driver_study": load_study().sha256, "executors": sorted(set(map(tuple, found)))}))
+"""
+
+
+def test_spark_submit_keeps_the_clusters_master_and_the_zip_imports_on_executors(
+        cluster, python, dist, tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    spark_submit(cluster, python, dist, script, [], tmp_path / "probe.log")
+    line = [ln for ln in (tmp_path / "probe.log").read_text().splitlines() if ln.startswith("PROBE ")]
+    got = json.loads(line[0][len("PROBE "):])
+    study_sha = hashlib.sha256((REPO / "conf" / "studies" / f"{STUDY}.yaml").read_bytes()).hexdigest()
+    assert got["master"] == cluster.url  # get_spark kept spark-submit's master
+    assert got["driver"] == str(dist / "faerslake" / "__init__.py")
+    assert got["driver_study"] == study_sha  # the packaged default study, from the zip
+    # on the executors faerslake is imported from their copy of the zip, and finds the study too
+    assert got["executors"] and all(
+        f.endswith("faerslake.zip/faerslake/__init__.py") and not f.startswith(str(REPO / "lib"))
+        and sha == study_sha for f, sha in got["executors"])
+    app, tasks = the_app(cluster, "faerslake-probe")
+    assert app["state"] == "FINISHED" and len(tasks) == 2 and sum(tasks.values()) >= 8
+
+
+def test_pipeline_on_a_standalone_cluster_equals_local_mode(cluster, python, dist, archive, local_run,
+                                                             tmp_path):
+    out, wh = tmp_path / "out", tmp_path / "wh"
+    seconds = spark_submit(cluster, python, dist, REPO / "jobs" / "run_all.py",
+                           ["--source", str(archive), "--warehouse", str(wh), "--output", str(out)],
+                           tmp_path / "driver.log")
+
+    # the application ran on the cluster, not in local mode, with one executor per
+    # worker, and each executor ran tasks
+    app, tasks = the_app(cluster, "faerslake-run")
     assert app["state"] == "FINISHED" and app["cores"] == 2
-    # ... with one executor per worker, and each ran tasks
-    executors = [d for w in cluster.work_dirs for d in (w / app["id"]).iterdir() if d.is_dir()]
-    assert len(executors) == 2
-    finished = {d.name: (d / "stderr").read_text(errors="replace").count("Finished task")
-                for d in executors}
-    assert all(n > 0 for n in finished.values()), finished
+    assert len(tasks) == 2 and all(n > 0 for n in tasks.values()), tasks
 
-    # and the results are those of local mode, byte for byte
-    for name in CSVS:
+    # and the results are those of local mode, byte for byte: every CSV the run writes
+    csvs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
+    assert csvs == sorted(p.relative_to(local_run).as_posix() for p in local_run.rglob("*.csv"))
+    assert set(CSVS) <= set(csvs)
+    for name in csvs:
         assert (out / name).read_bytes() == (local_run / name).read_bytes(), name
     assert len((out / CSVS[-1]).read_text().splitlines()) == 1 + 8
-    print(f"\ncluster up in {t_up:.1f}s; spark-submit run_all {t_run:.1f}s; tasks per executor {finished}")
+    print(f"\ncluster up in {cluster.startup_seconds:.1f}s; spark-submit run_all {seconds:.1f}s; "
+          f"tasks per executor {tasks}")
