@@ -172,6 +172,30 @@ def test_decoding_extra_columns_and_deleted_lists(spark, damaged):
         (2, "100", "2019Q1"), (3, "100", "2019Q1"), (6, "200", "2019Q1")]
 
 
+def test_line_numbers_need_one_partition_per_part(spark, tmp_path):
+    from faerslake.ingest.parse import numbering_metrics, one_partition_per_part, read_parts
+    from pyspark.sql import Observation
+
+    paths = []
+    for i, first in enumerate((2, 5, 9)):
+        p = tmp_path / f"p{i:06d}{first:012d}{3:012d}.txt"
+        p.write_text(f"a{i}\nb{i}\nc{i}\n")
+        paths.append("file://" + str(p))
+    with one_partition_per_part(spark):
+        obs = Observation("numbering_ok")
+        rows = read_parts(spark, paths).observe(obs, *numbering_metrics()).collect()
+    assert sorted((r["file_idx"], r["line_number"], r["value"]) for r in rows) == [
+        (0, 2, "a0"), (0, 3, "b0"), (0, 4, "c0"), (1, 5, "a1"), (1, 6, "b1"), (1, 7, "c1"),
+        (2, 9, "a2"), (2, 10, "b2"), (2, 11, "c2")]
+    assert obs.get == {"lines": 9, "misnumbered": 0}
+    # Spark's default packs small files together: the check sees the misnumbered lines
+    obs = Observation("numbering_packed")
+    packed = read_parts(spark, paths).observe(obs, *numbering_metrics())
+    assert packed.rdd.getNumPartitions() < 3
+    packed.collect()
+    assert obs.get["lines"] == 9 and obs.get["misnumbered"] >= 3
+
+
 def _zip(path: Path, members: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():

@@ -42,7 +42,7 @@ def test_stage_strips_bom_and_crlf_and_decodes(tmp_path):
     assert st.data_lines == 3 and st.total_lines == 4
     assert text == "1$2$caf\u00e9\n\n3$4$O\u2019X\n"
     assert [p.first_line for p in st.parts] == [2]
-    assert st.parts[0].path.name == "p000007000000000002.txt"
+    assert st.parts[0].path.name == "p000007000000000002000000000003.txt"
     import hashlib
 
     assert st.sha256 == hashlib.sha256(data).hexdigest() and st.size_bytes == len(data)
@@ -63,7 +63,9 @@ def test_stage_splits_parts_at_line_ends(tmp_path):
     line = 2
     for p in st.parts:
         assert p.first_line == line
-        line += p.path.read_bytes().count(b"\n")
+        assert p.lines == p.path.read_bytes().count(b"\n")
+        assert p.path.name == f"p000007{p.first_line:012d}{p.lines:012d}.txt"
+        line += p.lines
         assert p.path.read_bytes().endswith(b"\n")
     assert text == body.decode()
 

@@ -63,6 +63,7 @@ class StagingError(Exception):
 class Part:
     path: Path
     first_line: int
+    lines: int = 0  # physical lines in the part
 
 
 @dataclass
@@ -93,7 +94,7 @@ class _PartWriter:
         self.newlines = 0
 
     def _open(self) -> None:
-        p = self.out_dir / f"p{self.file_idx:06d}{self.next_line:012d}.txt"
+        p = self.out_dir / f"p{self.file_idx:06d}{self.next_line:012d}.open"
         self.fh = open(p, "wb")  # noqa: SIM115 - closed in _close
         self.parts.append(Part(p, self.next_line))
         self.size = 0
@@ -102,6 +103,13 @@ class _PartWriter:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
+            # the name says where the part starts and how many lines it has:
+            # Spark numbers lines from it and parse checks the count
+            part = self.parts[-1]
+            part.lines = self.next_line - part.first_line + (1 if self.last_byte not in (b"", b"\n") else 0)
+            final = self.out_dir / f"p{self.file_idx:06d}{part.first_line:012d}{part.lines:012d}.txt"
+            part.path.rename(final)
+            part.path = final
 
     def _put(self, data: bytes) -> None:
         if not data:

@@ -157,18 +157,27 @@ def one_partition_per_part(spark: SparkSession) -> Iterator[None]:
 
 
 def read_parts(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """``file_idx``, ``line_number``, ``value`` of every line of the staged parts."""
+    """``file_idx``, ``line_number``, ``value`` of every line of the staged parts, and
+    ``misnumbered`` (true when a line's index in its partition is beyond its part's
+    line count: Spark read two parts in one partition, see :func:`numbering_metrics`)."""
     raw = spark.read.option("lineSep", "\n").text(paths)
     df = raw.select(
         "value",
         F.col("_metadata.file_name").alias("_fn"),
-        F.monotonically_increasing_id().alias("_mid"),
+        F.monotonically_increasing_id().bitwiseAND(F.lit(_MID_MASK)).alias("_idx"),
     )
     return df.select(
         F.substring("_fn", 2, 6).cast("int").alias("file_idx"),
-        (F.substring("_fn", 8, 12).cast("long") + F.col("_mid").bitwiseAND(F.lit(_MID_MASK))).alias("line_number"),
+        (F.substring("_fn", 8, 12).cast("long") + F.col("_idx")).alias("line_number"),
         "value",
+        (F.col("_idx") >= F.substring("_fn", 20, 12).cast("long")).alias("misnumbered"),
     )
+
+
+def numbering_metrics() -> list[Column]:
+    """Observed while lines are set aside: every line read, and those misnumbered."""
+    return [F.count(F.lit(1)).alias("lines"),
+            F.sum(F.col("misnumbered").cast("long")).alias("misnumbered")]
 
 
 def _key_regex(key_pos: int) -> str:
@@ -176,12 +185,18 @@ def _key_regex(key_pos: int) -> str:
     return "^" + prefix + "[0-9]+(?:\\$|$)"
 
 
+def _dollars(v: Column) -> Column:
+    # '$' is one byte in UTF-8 and never part of a multi-byte character, so the
+    # byte-length difference counts it; cheaper than translate() or split()
+    return F.octet_length(v) - F.octet_length(F.replace(v, F.lit("$"), F.lit("")))
+
+
 def line_checks(layout: Layout, max_line_chars: int) -> tuple[Column, Column]:
     """(valid, status) columns for lines of ``layout``; status is null when valid."""
     v = F.col("value")
-    length = F.length(v)
     blank = v.rlike("^\\s*$")
-    too_long = length > F.lit(max_line_chars)
+    # bytes >= characters: the character count is only needed for long lines
+    too_long = (F.octet_length(v) > F.lit(max_line_chars)) & (F.length(v) > F.lit(max_line_chars))
     if layout.table == DELETED:
         valid = ~too_long & F.trim(v).rlike("^[0-9]+$")
         status = (F.when(valid, F.lit(None).cast("string"))
@@ -189,7 +204,7 @@ def line_checks(layout: Layout, max_line_chars: int) -> tuple[Column, Column]:
         return valid, status
     if layout.problem is not None:
         return F.lit(False), F.when(blank, "blank").when(too_long, "too_long").otherwise("no_key")
-    k = length - F.length(F.translate(v, "$", "")) + 1
+    k = _dollars(v) + 1
     fits = (k == layout.n) | ((k == layout.n + 1) & v.endswith("$"))
     key_ok = v.rlike(_key_regex(layout.key_pos))
     valid = ~too_long & fits & key_ok
@@ -209,22 +224,24 @@ def set_aside(df: DataFrame, layout: Layout, max_line_chars: int) -> DataFrame:
         .where(F.col("status").isNotNull())
         .select(
             "file_idx", "line_number", "status",
-            (length - F.length(F.translate(v, "$", "")) + 1).alias("nfields"),
+            (_dollars(v) + 1).alias("nfields"),
             length.alias("length"),
             F.when(length <= REPAIR_MAX_CHARS, v).otherwise(F.substring(v, 1, RAW_LINE_CHARS)).alias("raw"),
         )
     )
 
 
-def project_rows(df: DataFrame, layout: Layout, max_line_chars: int) -> DataFrame:
-    """The fitting lines of ``df`` as file_idx, line_number, report_key, canonical..., extra_fields."""
-    valid, _ = line_checks(layout, max_line_chars)
+def project_rows(df: DataFrame, layout: Layout) -> DataFrame:
+    """Lines of ``df`` as file_idx, line_number, report_key, canonical..., extra_fields.
+
+    ``df`` must hold only lines that fit ``layout`` (the set-aside ones removed):
+    the checks are not evaluated a second time."""
+    if layout.table == DELETED:
+        return df.select("file_idx", "line_number", F.trim("value").alias("caseid"))
     f = F.split(F.col("value"), "\\$", -1)
-    fields = df.where(valid).select("file_idx", "line_number", f.alias("_f"))
+    fields = df.select("file_idx", "line_number", f.alias("_f"))
     cols = dict(layout.columns)
     null = F.lit(None).cast("string")
-    if layout.table == DELETED:
-        return df.where(valid).select("file_idx", "line_number", F.trim("value").alias("caseid"))
     out = [
         "file_idx", "line_number",
         F.col("_f").getItem(layout.key_pos).alias("report_key"),
