@@ -121,7 +121,7 @@ def age_years(age: str | Column, age_cod: str | Column) -> Column:
     result is implausible (over 120 years)."""
     a = _strip(_c(age)).try_cast("double")
     unit = clean_code(age_cod)
-    factor = F.create_map(*[x for k, v in AGE_FACTORS.items() for x in (F.lit(k), F.lit(v))])
+    factor = F.expr("map(" + ", ".join(f"'{k}', CAST({v!r} AS DOUBLE)" for k, v in AGE_FACTORS.items()) + ")")
     years = a * F.try_element_at(factor, unit)
     # NaN compares greater than any number in Spark, so it fails the bound too.
     return F.when((a >= 0) & (years <= MAX_AGE_YEARS), years)
@@ -135,15 +135,26 @@ def country_names() -> dict[str, str]:
     return {row["name"]: row["iso2"] for row in csv.DictReader(io.StringIO(text))}
 
 
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@lru_cache(maxsize=1)
+def _country_map_sql() -> str:
+    # Known codes map to themselves, names to their code: one lookup per row.
+    # Built as one SQL expression: hundreds of F.lit() calls would cost a
+    # Py4J round trip each.
+    names = country_names()
+    pairs = {**{code: code for code in names.values()}, **names}
+    return "map(" + ", ".join(f"{_sql_text(k)}, {_sql_text(v)}" for k, v in sorted(pairs.items())) + ")"
+
+
 def country_iso2(col: str | Column) -> Column:
     """Reporter country as ISO-2: FAERS's two-letter codes pass when they are
     known codes (FDA's ``EU`` included); legacy full names (``UNITED STATES``)
     are looked up; anything else (``COUNTRY NOT SPECIFIED``, junk) is null."""
-    names = country_names()
-    codes = sorted(set(names.values()))
     s = F.regexp_replace(F.upper(_strip(_c(col))), f"{_WS}+", " ")
-    lookup = F.create_map(*[x for k, v in sorted(names.items()) for x in (F.lit(k), F.lit(v))])
-    return F.when(s.isin(codes), s).otherwise(F.try_element_at(lookup, s))
+    return F.try_element_at(F.expr(_country_map_sql()), s)
 
 
 def quarter_order(col: str | Column) -> Column:
