@@ -349,20 +349,23 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
             observed.append(obs)
             frames.append(set_aside(read_parts(spark, paths).observe(obs, *numbering_metrics()),
                                     layout, max_line_chars))
+        n_aside = 0
         if frames:
             df = frames[0]
             for f in frames[1:]:
                 df = df.unionByName(f)
-            df.write.mode("overwrite").parquet(aside_path)
-            aside = spark.read.parquet(aside_path)
-        else:
-            aside = spark.createDataFrame([], "file_idx INT, line_number LONG, status STRING, nfields INT, "
-                                              "length INT, raw STRING")
-        if frames:
+            aside_obs = Observation("aside")
+            df.observe(aside_obs, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(aside_path)
+            n_aside = int(aside_obs.get["rows"])
             _check_numbering(observed, sum(j.staged.data_lines for j in jobs))
         counts: dict[int, dict[str, int]] = {}
-        for r in aside.groupBy("file_idx", "status").count().collect():
-            counts.setdefault(r["file_idx"], {})[r["status"]] = r["count"]
+        if n_aside:
+            aside = spark.read.parquet(aside_path)
+            for r in aside.groupBy("file_idx", "status").count().collect():
+                counts.setdefault(r["file_idx"], {})[r["status"]] = r["count"]
+        else:  # the usual case: every line fits, no further job over the set-aside lines
+            aside = spark.createDataFrame([], "file_idx INT, line_number LONG, status STRING, nfields INT, "
+                                              "length INT, raw STRING")
         # ---- repairs (driver, bounded) ----------------------------------- #
         eligible = [i for i, c in counts.items()
                     if 0 < c.get("fields", 0) + c.get("key", 0) <= MAX_REPAIR_LINES_PER_FILE
@@ -393,17 +396,17 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
             schema = bronze.table_schema(table)
             row_cols = [f.name for f in schema.fields if f.name not in ("quarter", "era", "source_file")]
             files = [j.idx for j in jobs if j.tf.table == table]
-            n_aside = sum(sum(counts.get(i, {}).values()) for i in files)
+            table_aside = sum(sum(counts.get(i, {}).values()) for i in files)
             frames = []
             for (tb, layout), paths in groups.items():
                 if tb != table:
                     continue
                 lines = read_parts(spark, paths)
-                if n_aside:
+                if table_aside:
                     # the set-aside lines (found once, above) are all the lines
                     # that do not fit: no second evaluation of the checks
                     keys = aside.where(F.col("file_idx").isin(files)).select("file_idx", "line_number")
-                    if n_aside <= BROADCAST_ASIDE_ROWS:
+                    if table_aside <= BROADCAST_ASIDE_ROWS:
                         keys = F.broadcast(keys)
                     lines = lines.join(keys, ["file_idx", "line_number"], "left_anti")
                 frames.append(project_rows(lines, layout))
