@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 from faerslake import DELTA_MAVEN
+from faerslake.session import JAR_EXCLUDES
 
 pytestmark = pytest.mark.cluster
 
@@ -231,6 +232,7 @@ def spark_submit(cluster: StandaloneCluster, python: Path, dist: Path, script: P
         "--master", cluster.url,
         "--conf", f"spark.jars.ivy={REPO / '.cache' / 'ivy'}",
         "--packages", DELTA_MAVEN,
+        "--exclude-packages", JAR_EXCLUDES,  # Spark's own logging and Hadoop client win
         "--py-files", str(dist),
         "--driver-memory", "1g",
         "--conf", "spark.executor.memory=512m",
