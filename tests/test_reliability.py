@@ -469,6 +469,9 @@ class _Wh:
     def __init__(self, fail: int, error: str):
         self.fail, self.error, self.calls = fail, error, 0
 
+    def exists(self, *args) -> bool:
+        return True
+
     def write(self, *args, **kwargs) -> None:
         self.calls += 1
         if self.calls <= self.fail:
