@@ -469,8 +469,11 @@ def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool
     half-way leaves some silver tables newer than the record: not up to date)."""
     if not wh.exists(spark, "silver", "build_state"):
         return False
+    state = wh.read(spark, "silver", "build_state")
+    if "silver_versions" not in state.columns:  # written by an earlier faerslake
+        return False
     last = (
-        wh.read(spark, "silver", "build_state")
+        state
         .orderBy(F.col("built_at").desc())
         .select("strict_dedup", "bronze_versions", "silver_versions")
         .first()
