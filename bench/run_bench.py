@@ -430,8 +430,9 @@ def project(sizes: list[dict], cores: int) -> dict:
         per_stage[st] = {"seconds_S": fa["stages"][st], "seconds_4S": fb["stages"][st],
                          "marginal_rows_per_s": round(drows / d) if d > 0 else None}
     dwall = fb["wall"] - fa["wall"]
-    thr = drows / dwall if dwall > 0 else float("inf")
-    fixed = fa["wall"] - a["rows"] / thr
+    # a busy machine can make the larger size finish sooner: then the wall model says nothing
+    thr = drows / dwall if dwall > 0 else None
+    fixed = fa["wall"] - a["rows"] / thr if thr else float("nan")
     dcpu = fb["cpu_seconds"] - fa["cpu_seconds"]
     cpu_per_row = max(dcpu, 0.0) / drows
     cpu_fixed = fa["cpu_seconds"] - a["rows"] * cpu_per_row
@@ -446,8 +447,9 @@ def project(sizes: list[dict], cores: int) -> dict:
         "rows_S": a["rows"], "rows_4S": b["rows"],
         "wall_S": round(fa["wall"], 1), "wall_4S": round(fb["wall"], 1),
         "cpu_S": fa["cpu_seconds"], "cpu_4S": fb["cpu_seconds"],
-        "wall_marginal_rows_per_s": round(thr), "wall_marginal_rows_per_s_per_core": round(thr / cores),
-        "wall_fixed_seconds": round(fixed, 1),
+        "wall_marginal_rows_per_s": round(thr) if thr else None,
+        "wall_marginal_rows_per_s_per_core": round(thr / cores) if thr else None,
+        "wall_fixed_seconds": round(fixed, 1) if thr else None,
         "cpu_seconds_per_million_rows": round(cpu_per_row * 1e6, 1), "cpu_fixed_seconds": round(cpu_fixed, 1),
         "per_stage": per_stage,
         "staging_mb_per_s_logged": round(stage_mb / stage_s, 1) if stage_s > 0 else None,
@@ -460,12 +462,16 @@ def project(sizes: list[dict], cores: int) -> dict:
     out["archive_uncompressed_mb_assumed"] = archive_mb
     out["archive_staging_serial_seconds"] = round(serial_stage)
     for c in (2, 32):
-        wall = fixed + rows / (thr / cores * c)
         cpu = max(cpu_fixed, 0.0) + rows * cpu_per_row / c + serial_stage
-        out[f"archive_{c}_cores_minutes"] = round(wall / 60, 1)
-        out[f"archive_{c}_cores_arithmetic"] = (
-            f"wall model: {fixed:.0f} s fixed + {rows:,} rows / ({thr / cores:,.0f} rows/s/core x {c} cores) "
-            f"= {wall / 60:.1f} min")
+        if thr:
+            wall = fixed + rows / (thr / cores * c)
+            out[f"archive_{c}_cores_minutes"] = round(wall / 60, 1)
+            out[f"archive_{c}_cores_arithmetic"] = (
+                f"wall model: {fixed:.0f} s fixed + {rows:,} rows / ({thr / cores:,.0f} rows/s/core x {c} cores) "
+                f"= {wall / 60:.1f} min")
+        else:
+            out[f"archive_{c}_cores_minutes"] = None
+            out[f"archive_{c}_cores_arithmetic"] = "wall model: n/a (the larger size ran faster: the load changed)"
         out[f"archive_{c}_cores_minutes_cpu_model"] = round(cpu / 60, 1)
         out[f"archive_{c}_cores_arithmetic_cpu_model"] = (
             f"CPU model: {max(cpu_fixed, 0):.0f} CPU-s fixed (serial) + {rows:,} rows x {cpu_per_row * 1e6:.1f} CPU-s per M rows / "
@@ -641,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes.append(size)
 
     cmdline = " ".join(["bench/run_bench.py", *(sys.argv[1:] if argv is None else argv)])
+    (args.work / "last_sizes.json").write_text(json.dumps(sizes, indent=1) + "\n")  # survives a crash below
     meta = {
         "date": started.isoformat(timespec="seconds"),
         "command": cmdline,
