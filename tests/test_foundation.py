@@ -146,7 +146,11 @@ def test_missing_java_is_one_sentence(tmp_path):
 def test_local_session_has_delta(spark):
     conf = spark.sparkContext.getConf()
     assert conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
-    assert conf.get("spark.jars.packages") == DELTA_MAVEN
+    # first start: Spark's resolver; later starts: the files it resolved
+    if conf.contains("spark.jars.packages"):
+        assert conf.get("spark.jars.packages") == DELTA_MAVEN
+    else:
+        assert "io.delta_delta-spark_4.2_2.13-4.4.0.jar" in conf.get("spark.jars")
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
 
@@ -166,3 +170,18 @@ def test_delta_round_trip(spark, tmp_path):
     from delta.tables import DeltaTable
 
     assert DeltaTable.forPath(spark, path).history().count() == 2
+
+
+def test_resolved_jars_are_reused_only_while_all_exist(tmp_path, monkeypatch):
+    from faerslake import session
+
+    monkeypatch.setenv("FAERSLAKE_CACHE", str(tmp_path))
+    assert session.cached_delta_jars() is None
+    assert session.local_builder_conf()["spark.jars.packages"] == DELTA_MAVEN
+    jar = tmp_path / "io.delta_delta-spark_4.2_2.13-4.4.0.jar"
+    jar.write_bytes(b"PK")
+    session._jar_list_file().write_text(f"file:{jar}\n")
+    conf = session.local_builder_conf()
+    assert conf["spark.jars"] == f"file:{jar}" and "spark.jars.packages" not in conf
+    jar.unlink()
+    assert "spark.jars" not in session.local_builder_conf()

@@ -107,6 +107,39 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def _jar_list_file() -> Path:
+    return cache_dir() / f"jars-{DELTA_MAVEN.replace(':', '_')}.txt"
+
+
+def cached_delta_jars() -> list[str] | None:
+    """The Delta jars a previous start resolved, if all are still on disk.
+
+    Spark's resolver re-resolves ``spark.jars.packages`` against Maven Central
+    on every start (seconds each time, and a failure when offline); once it
+    has succeeded, the resolved files are used directly via ``spark.jars``.
+    """
+    f = _jar_list_file()
+    if not f.is_file():
+        return None
+    jars = [j for j in f.read_text().split() if j]
+    if not jars or not all(Path(j.removeprefix("file:")).is_file() for j in jars):
+        return None
+    return jars
+
+
+def _remember_jars(spark) -> None:
+    jars = [j for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
+    if any("delta-spark" in j for j in jars):
+        try:
+            f = _jar_list_file()
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text("\n".join(jars) + "\n")
+            tmp.replace(f)
+        except OSError:
+            pass  # only a start-up speed-up
+
+
 def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None = None) -> dict:
     """The Spark settings of a plain local run."""
     s = settings or SparkSettings()
@@ -129,6 +162,10 @@ def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None
         # them would only shadow Spark's classes.
         "spark.jars.excludes": JAR_EXCLUDES,
     }
+    jars = cached_delta_jars()
+    if jars:
+        del conf["spark.jars.packages"], conf["spark.jars.excludes"]
+        conf["spark.jars"] = ",".join(jars)
     conf.update({k: str(v) for k, v in (s.conf or {}).items()})
     conf.update({k: str(v) for k, v in (extra or {}).items()})
     return conf
@@ -166,7 +203,8 @@ def get_spark(
 
     java_version()
     builder = SparkSession.builder.appName(app_name)
-    for k, v in local_builder_conf(settings, extra_conf).items():
+    conf = local_builder_conf(settings, extra_conf)
+    for k, v in conf.items():
         builder = builder.config(k, v)
     try:
         spark = builder.getOrCreate()
@@ -176,5 +214,7 @@ def get_spark(
             f"most often the Delta jars {DELTA_MAVEN} could not be fetched from Maven Central "
             f"into {cache_dir() / 'ivy'}; run 'make install' where Maven Central is reachable."
         ) from None
+    if "spark.jars.packages" in conf:
+        _remember_jars(spark)
     spark.sparkContext.setLogLevel("WARN")
     return spark
