@@ -143,8 +143,13 @@ def notebook_run(spark, archive, tmp_path_factory) -> dict:
     app_id = spark.sparkContext.applicationId
 
     def spy(self):
-        built.append(dict(self._options))
-        return real_get_or_create(self)
+        # PySpark itself calls a bare builder.getOrCreate() from threads with no
+        # active session (ingest writes tables in a thread pool); that only
+        # returns the running session. faerslake's get_spark always sets options.
+        result = real_get_or_create(self)
+        if self._options or result.sparkContext.applicationId != app_id:
+            built.append(dict(self._options))
+        return result
 
     namespaces, sessions = {}, {}
     SparkSession.Builder.getOrCreate = spy
