@@ -27,7 +27,7 @@ dbutils.widgets.text("schema", "faers", "Schema (catalog mode)")
 
 # COMMAND ----------
 
-from faerslake.config import load_pipeline_config
+from faerslake.config import load_pipeline_config, table_overrides
 from faerslake.ingest import ingest
 from faerslake.quarters import quarter_range
 from faerslake.tables import Warehouse
@@ -41,11 +41,7 @@ catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
 
 # The same settings as `faerslake ... --set tables.mode=... --set tables.schema=...`.
-overrides = [f"tables.mode={table_mode}"]
-if table_mode == "catalog":
-    overrides += [f"tables.catalog={catalog}"] if catalog else []
-    overrides += [f"tables.schema={schema}"] if schema else []
-cfg = load_pipeline_config(None, overrides)
+cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
 wh = Warehouse(warehouse, cfg.tables)
 if wh.by_catalog:
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(p for p in (catalog, schema) if p)}")

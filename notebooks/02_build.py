@@ -19,7 +19,7 @@ dbutils.widgets.text("schema", "faers", "Schema (catalog mode)")
 
 # COMMAND ----------
 
-from faerslake.config import load_pipeline_config
+from faerslake.config import load_pipeline_config, table_overrides
 from faerslake.silver import build
 from faerslake.tables import Warehouse
 
@@ -29,11 +29,7 @@ table_mode = dbutils.widgets.get("table_mode")
 catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
 
-overrides = [f"tables.mode={table_mode}"]
-if table_mode == "catalog":
-    overrides += [f"tables.catalog={catalog}"] if catalog else []
-    overrides += [f"tables.schema={schema}"] if schema else []
-cfg = load_pipeline_config(None, overrides)
+cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
 wh = Warehouse(warehouse, cfg.tables)
 
 # COMMAND ----------

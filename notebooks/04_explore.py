@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from pyspark.sql import functions as F
 
-from faerslake.config import load_pipeline_config, load_study
+from faerslake.config import load_pipeline_config, load_study, table_overrides
 from faerslake.errors import ConfigError
 from faerslake.report import forest_plot_png
 from faerslake.tables import Warehouse
@@ -37,11 +37,7 @@ table_mode = dbutils.widgets.get("table_mode")
 catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
 
-overrides = [f"tables.mode={table_mode}"]
-if table_mode == "catalog":
-    overrides += [f"tables.catalog={catalog}"] if catalog else []
-    overrides += [f"tables.schema={schema}"] if schema else []
-cfg = load_pipeline_config(None, overrides)
+cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
 wh = Warehouse(warehouse, cfg.tables)
 
 cohort_names = [c.name for c in study.cohorts]

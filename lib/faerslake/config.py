@@ -368,3 +368,12 @@ def load_study(path: str | Path | None = None) -> Study:
         source_path=str(p.resolve()),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+def table_overrides(table_mode: str, catalog: str = "", schema: str = "") -> list[str]:
+    """``--set`` overrides for where tables live (notebook widgets, job parameters)."""
+    overrides = [f"tables.mode={table_mode}"]
+    if table_mode == "catalog":
+        overrides += [f"tables.catalog={catalog}"] if catalog else []
+        overrides += [f"tables.schema={schema}"] if schema else []
+    return overrides
