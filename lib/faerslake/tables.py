@@ -10,6 +10,7 @@ Two modes (``tables.mode`` in ``conf/pipeline.yaml``):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from faerslake.config import TableSettings
@@ -67,8 +68,48 @@ class Warehouse:
         return DeltaTable.forPath(spark, self.path(layer, name))
 
     def version(self, spark, layer: str, name: str) -> int | None:
-        """Current Delta version of a table (for provenance), None if absent."""
+        """Current Delta version of a table (for provenance), None if absent.
+
+        In path mode the newest commit file of ``_delta_log`` gives it (one
+        listing, no Spark job); otherwise, or when that is not possible (a
+        Spark Connect session), the table's history."""
+        if not self.by_catalog:
+            listed = _log_version(spark, self.path(layer, name))
+            if listed is not _UNKNOWN:
+                return listed
         if not self.exists(spark, layer, name):
             return None
         row = self.delta_table(spark, layer, name).history(1).select("version").first()
         return int(row[0]) if row else None
+
+
+_UNKNOWN = object()
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+
+
+def _log_version(spark, path: str):
+    """The newest version among ``path/_delta_log/<20 digits>.json`` through
+    Hadoop's file system (any URI Spark can read); None when there is no Delta
+    log, ``_UNKNOWN`` when the JVM cannot be reached or the log holds no
+    plain commit file (managed commits: the caller asks Delta instead).
+
+    The newest commit file is never removed by log clean-up (only files older
+    than the last checkpoint are), so its number is the table's version."""
+    try:
+        jvm = spark._jvm
+        conf = spark._jsc.hadoopConfiguration()
+    except Exception:  # noqa: BLE001 - Spark Connect has no JVM gateway
+        return _UNKNOWN
+    if jvm is None:
+        return _UNKNOWN
+    log_dir = jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/_delta_log")
+    fs = log_dir.getFileSystem(conf)
+    if not fs.exists(log_dir):
+        return None
+    best = None
+    for status in fs.listStatus(log_dir):
+        m = _COMMIT_FILE.match(status.getPath().getName())
+        if m:
+            v = int(m.group(1))
+            best = v if best is None or v > best else best
+    return _UNKNOWN if best is None else best
