@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from operator import or_
 from pathlib import Path
@@ -236,16 +237,26 @@ def with_strata(members, reports):
     )
 
 
-def mantel_haenszel_table(members, reports, study: Study, results: pd.DataFrame) -> pd.DataFrame:
-    """Pooled ROR per cohort over sex × age band × era strata (tiny collect)."""
+def strata_counts(members, reports) -> list:
+    """Reports and events per (cohort, sex, age band, era, exposed): a few
+    hundred rows at most, collected."""
     from pyspark.sql import functions as F
 
-    rows = (
+    return (
         with_strata(members, reports)
         .groupBy("cohort", "sex_stratum", "age_band", "era_stratum", "exposed")
         .agg(F.count(F.lit(1)).alias("n"), F.sum(F.col("event").cast("long")).alias("events"))
         .collect()
     )
+
+
+def mantel_haenszel_table(members, reports, study: Study, results: pd.DataFrame,
+                          rows: list | None = None) -> pd.DataFrame:
+    """Pooled ROR per cohort over sex × age band × era strata (tiny collect;
+    ``rows``: :func:`strata_counts` already collected)."""
+    if rows is None:
+        rows = strata_counts(members, reports)
+    rows = strata_counts(members, reports)
     cells: dict[str, dict[tuple, list[int]]] = {}
     for r in rows:
         key = (r["sex_stratum"], r["age_band"], r["era_stratum"])
@@ -401,24 +412,37 @@ def run_study(
     # count from the written table: the joins run once
     checkpoint("study.after_members")  # crash tests: members written, results not
     members = wh.read(spark, "gold", members_name)
-    counts = cohort_counts(members, study)
-    results = stats.cohort_statistics(counts)
-    wh.write(_to_spark(spark, results, RESULT_SCHEMA), "gold", f"{study.name}/cohort_results",
-             mode="overwrite", overwriteSchema="true")
-    csv_path = atomic_write_csv(out_dir / "cohort_results.csv", results)
-    log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}, {csv_path}")
-
     reports = silver["reports"]
     period = quarter_range(study.period)
     if period is not None:
         reports = reports.where(reports["quarter"].isin(period))
-    mh = mantel_haenszel_table(members, reports, study, results)
-    wh.write(_to_spark(spark, mh, MH_SCHEMA), "gold", f"{study.name}/mantel_haenszel",
-             mode="overwrite", overwriteSchema="true")
+
+    # the four small reads are independent Spark jobs: run them side by side
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        f_counts = pool.submit(cohort_counts, members, study)
+        f_strata = pool.submit(strata_counts, members, reports)
+        f_quarters = pool.submit(lambda: [r[0] for r in reports.select("quarter").distinct().collect()])
+        f_ctx = pool.submit(_upstream_context, spark, wh, log)
+        results = stats.cohort_statistics(f_counts.result())
+        mh = mantel_haenszel_table(members, reports, study, results, rows=f_strata.result())
+        quarters = sorted(f_quarters.result(), key=_safe_qi)
+        ctx = f_ctx.result()
+
+    def write_results() -> None:
+        wh.write(_to_spark(spark, results, RESULT_SCHEMA), "gold", f"{study.name}/cohort_results",
+                 mode="overwrite", overwriteSchema="true")
+
+    def write_mh() -> None:
+        wh.write(_to_spark(spark, mh, MH_SCHEMA), "gold", f"{study.name}/mantel_haenszel",
+                 mode="overwrite", overwriteSchema="true")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for f in [pool.submit(write_results), pool.submit(write_mh)]:
+            f.result()
+    csv_path = atomic_write_csv(out_dir / "cohort_results.csv", results)
+    log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}, {csv_path}")
     atomic_write_csv(out_dir / "mantel_haenszel.csv", mh)
 
-    quarters = sorted((r[0] for r in reports.select("quarter").distinct().collect()), key=_safe_qi)
-    ctx = _upstream_context(spark, wh, log)
     versions.update(ctx.pop("upstream_versions"))
     for name in ("cohort_members", "cohort_results", "mantel_haenszel"):
         versions[f"gold/{study.name}/{name}"] = wh.version(spark, "gold", f"{study.name}/{name}")
