@@ -355,38 +355,36 @@ def mark_strict_duplicates(
     )
 
 
-def _child_projection(name: str) -> list[Column]:
+def _child_columns(name: str) -> tuple[list[tuple[str, Column]], list[tuple[str, Column]]]:
+    """(base, derived) silver columns of child table ``name`` after its keys, as
+    (name, expression) pairs. Base columns come from bronze; derived ones are
+    functions of base columns (``norm_drug(clean_text(x)) == norm_drug(x)``,
+    and likewise for ``norm_pt``), so they are computed after the
+    de-duplication, which then hashes and shuffles half the text."""
     if name == "drugs":
-        return [
-            whole_number("drug_seq").alias("drug_seq"),
-            clean_code("role_cod").alias("role_cod"),
-            clean_text("drugname").alias("drugname"),
-            clean_text("prod_ai").alias("prod_ai"),
-            norm_drug("drugname").alias("drugname_norm"),
-            norm_drug("prod_ai").alias("prod_ai_norm"),
-        ]
+        return ([("drug_seq", whole_number("drug_seq")),
+                 ("role_cod", clean_code("role_cod")),
+                 ("drugname", clean_text("drugname")),
+                 ("prod_ai", clean_text("prod_ai"))],
+                [("drugname_norm", norm_drug("drugname")),
+                 ("prod_ai_norm", norm_drug("prod_ai"))])
     if name == "indications":
         # FAERS drug_seq is per report, legacy DRUG_SEQ global; either way it
         # joins DRUG's drug_seq inside one report.
-        return [
-            whole_number("indi_drug_seq").alias("drug_seq"),
-            clean_text("indi_pt").alias("indi_pt"),
-            norm_pt("indi_pt").alias("indi_pt_norm"),
-        ]
+        return ([("drug_seq", whole_number("indi_drug_seq")), ("indi_pt", clean_text("indi_pt"))],
+                [("indi_pt_norm", norm_pt("indi_pt"))])
     if name == "reactions":
-        return [clean_text("pt").alias("pt"), norm_pt("pt").alias("pt_norm")]
+        return [("pt", clean_text("pt"))], [("pt_norm", norm_pt("pt"))]
     if name == "outcomes":
-        return [clean_code("outc_cod").alias("outc_cod")]
+        return [("outc_cod", clean_code("outc_cod"))], []
     if name == "therapies":
-        return [
-            whole_number("dsg_drug_seq").alias("drug_seq"),
-            date_text("start_dt").alias("start_dt"),
-            date_text("end_dt").alias("end_dt"),
-            clean_text("dur").alias("dur"),
-            clean_code("dur_cod").alias("dur_cod"),
-        ]
+        return ([("drug_seq", whole_number("dsg_drug_seq")),
+                 ("start_dt", date_text("start_dt")),
+                 ("end_dt", date_text("end_dt")),
+                 ("dur", clean_text("dur")),
+                 ("dur_cod", clean_code("dur_cod"))], [])
     if name == "report_sources":
-        return [clean_code("rpsr_cod").alias("rpsr_cod")]
+        return [("rpsr_cod", clean_code("rpsr_cod"))], []
     raise ValueError(f"unknown silver child table {name!r}")
 
 
@@ -396,12 +394,14 @@ def silver_child(name: str, bronze_df: DataFrame, reports_df: DataFrame) -> Data
     table, needs = _CHILD_BRONZE[name]
     _require(bronze_df, ["quarter", "report_key", *needs], f"bronze {table}")
     keys = reports_df.select("report_key", "quarter")
-    return (
+    base, derived = _child_columns(name)
+    out = (
         _child_keys(bronze_df)
         .join(keys, ["report_key", "quarter"], "inner")
-        .select("report_key", "quarter", *_child_projection(name))
+        .select("report_key", "quarter", *[e.alias(n) for n, e in base])
         .distinct()
     )
+    return out.select("*", *[e.alias(n) for n, e in derived])
 
 
 def summarise(counts: list[tuple[str, str, int]]) -> pd.DataFrame:

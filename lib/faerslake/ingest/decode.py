@@ -292,6 +292,55 @@ def stage_stream(
     )
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """One table file to stage (picklable: it crosses to a worker process)."""
+
+    path: str  # the zip or the loose file
+    member: str | None  # zip member; None for a loose file
+    source_file: str  # for messages
+    out_dir: str  # the part files go here
+    file_idx: int
+    header_is_optional: bool = False
+
+
+def stage_files(specs: list[StageSpec], max_line_chars: int) -> tuple[list[StagedFile] | None, str | None, float]:
+    """Stage the files of one quarter: ``(staged files, None, seconds)``, or
+    ``(None, why, seconds)`` when one of them cannot be read (the parts
+    already written for the quarter are removed: a damaged zip fails its
+    quarter only). Top-level and free of Spark, so a process pool can run it."""
+    import time
+
+    t = time.time()
+    staged: list[StagedFile] = []
+    try:
+        for spec in specs:
+            try:
+                with open_member(Path(spec.path), spec.member) as stream:
+                    staged.append(stage_stream(stream, Path(spec.out_dir), spec.file_idx, max_line_chars,
+                                               header_is_optional=spec.header_is_optional))
+            except OSError as e:
+                raise StagingError(f"{spec.source_file} cannot be read ({e})") from None
+    except StagingError as e:
+        for st in staged:
+            for p in st.parts:
+                p.path.unlink(missing_ok=True)
+        return None, str(e), time.time() - t
+    return staged, None, time.time() - t
+
+
+def renumber(staged: StagedFile, file_idx: int) -> None:
+    """Give a staged file another index: its part files are renamed (their
+    names carry the index Spark reads back)."""
+    if staged.file_idx == file_idx:
+        return
+    for p in staged.parts:
+        new = p.path.with_name(f"p{file_idx:06d}{p.path.name[7:]}")
+        p.path.rename(new)
+        p.path = new
+    staged.file_idx = file_idx
+
+
 def _chain(first: list[bytes], rest):
     yield from first
     yield from rest

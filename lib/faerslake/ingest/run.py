@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
 import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from pyspark.sql import functions as F
 from faerslake.config import PipelineConfig
 from faerslake.errors import FaerslakeError, InputError
 from faerslake.ingest import bronze
-from faerslake.ingest.decode import StagedFile, StagingError, open_member, stage_stream
+from faerslake.ingest.decode import StagedFile, StageSpec, renumber, stage_files
 from faerslake.ingest.discover import DELETED, TABLES, QuarterFiles, Source, TableFile, discover
 from faerslake.ingest.parse import (
     CANONICAL,
@@ -63,6 +64,10 @@ WRITE_THREADS = 4
 # staging folder holds at most one batch (the whole archive is ~35 GB of text).
 BATCH_BYTES = 8 * 1024**3
 BROADCAST_ASIDE_ROWS = 2_000_000
+# Batches with more text than this are staged by a pool of processes, a
+# quarter per task (below it, starting the processes costs more than it saves).
+STAGE_POOL_MIN_BYTES = 256 * 1024**2
+STAGE_MAX_WORKERS = 8
 
 
 @dataclass
@@ -274,48 +279,70 @@ def _ingest_batch(spark: SparkSession, wh: Warehouse, batch: list[QuarterFiles],
     return audit, ingested
 
 
+def _stage_workers(todo: list[QuarterFiles]) -> int:
+    """Worker processes for staging: one per core (at most STAGE_MAX_WORKERS),
+    none (stage in this process) for a small batch or a single quarter."""
+    text = sum(tf.member_size if tf.member_size is not None else tf.source.size
+               for qf in todo for tf in qf.files)
+    if len(todo) < 2 or text < STAGE_POOL_MIN_BYTES:
+        return 0
+    return min(os.cpu_count() or 1, len(todo), STAGE_MAX_WORKERS)
+
+
 def _stage(todo: list[QuarterFiles], run_dir: Path, max_line_chars: int, result: IngestResult,
            log: Callable[[str], None]) -> list[_FileJob]:
-    jobs: list[_FileJob] = []
+    """Stage every table file of ``todo`` (quarters side by side in worker
+    processes when the batch is large); a quarter whose source cannot be read
+    is recorded in ``result.quarters_failed`` and left out."""
+    plans: list[tuple[QuarterFiles, list[TableFile], list[StageSpec]]] = []
+    idx = 0
     for qf in todo:
+        files = sorted(qf.files, key=lambda f: (f.table, f.source_file))
+        specs = [StageSpec(str(tf.source.path), tf.member, tf.source_file, str(run_dir / "parts" / tf.table),
+                           idx + k, header_is_optional=tf.table == DELETED) for k, tf in enumerate(files)]
+        idx += len(files)
+        plans.append((qf, files, specs))
+    workers = _stage_workers(todo)
+    if workers > 1:
+        # zlib, SHA-256 and the byte decoding are CPU work: one process per
+        # core; "spawn" because this process holds the Spark gateway's threads
+        ctx = multiprocessing.get_context("spawn")
         t = time.time()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(stage_files, specs, max_line_chars) for _, _, specs in plans]
+            outcomes = [f.result() for f in futures]
+        log(f"staged {len(plans)} quarters in {time.time() - t:.1f}s with {workers} processes")
+    else:
+        outcomes = [stage_files(specs, max_line_chars) for _, _, specs in plans]
+
+    jobs: list[_FileJob] = []
+    for (qf, files, _), (staged, error, seconds) in zip(plans, outcomes, strict=True):
+        if error is not None:
+            result.quarters_failed[qf.quarter] = error
+            log(f"{qf.quarter}: SKIPPED, {error}")
+            continue
         q_jobs: list[_FileJob] = []
         nbytes = 0
-        try:
-            for tf in sorted(qf.files, key=lambda f: (f.table, f.source_file)):
-                idx = len(jobs) + len(q_jobs)
-                out = run_dir / "parts" / tf.table
-                with open_member(tf.source.path, tf.member) as stream:
-                    try:
-                        staged = stage_stream(stream, out, idx, max_line_chars,
-                                              header_is_optional=tf.table == DELETED)
-                    except OSError as e:
-                        raise StagingError(f"{tf.source_file} cannot be read ({e})") from None
-                layout, warns = layout_from_header(tf.table, staged.header)
-                for w in warns:
-                    msg = f"{tf.source_file}: {w}"
-                    result.warnings.append(msg)
-                    log(f"warning: {msg}")
-                if layout.problem and staged.data_lines:
-                    msg = f"{tf.source_file}: {layout.problem}; all its lines are quarantined"
-                    result.warnings.append(msg)
-                    log(f"warning: {msg}")
-                if staged.header is None and tf.table != DELETED:
-                    msg = f"{tf.source_file} is empty (no header line)"
-                    result.warnings.append(msg)
-                    log(f"warning: {msg}")
-                nbytes += staged.size_bytes
-                q_jobs.append(_FileJob(idx, tf, staged, layout))
-        except StagingError as e:
-            result.quarters_failed[qf.quarter] = str(e)
-            log(f"{qf.quarter}: SKIPPED, {e}")
-            for j in q_jobs:
-                for p in j.staged.parts:
-                    p.path.unlink(missing_ok=True)
-            continue
-        # re-number: failed quarters leave no gap in the global index
+        for tf, st in zip(files, staged, strict=True):
+            # failed quarters leave no gap in the global index
+            renumber(st, len(jobs) + len(q_jobs))
+            layout, warns = layout_from_header(tf.table, st.header)
+            for w in warns:
+                msg = f"{tf.source_file}: {w}"
+                result.warnings.append(msg)
+                log(f"warning: {msg}")
+            if layout.problem and st.data_lines:
+                msg = f"{tf.source_file}: {layout.problem}; all its lines are quarantined"
+                result.warnings.append(msg)
+                log(f"warning: {msg}")
+            if st.header is None and tf.table != DELETED:
+                msg = f"{tf.source_file} is empty (no header line)"
+                result.warnings.append(msg)
+                log(f"warning: {msg}")
+            nbytes += st.size_bytes
+            q_jobs.append(_FileJob(st.file_idx, tf, st, layout))
         jobs.extend(q_jobs)
-        log(f"{qf.quarter}: staged {len(q_jobs)} files ({nbytes / 1e6:,.1f} MB) in {time.time() - t:.1f}s")
+        log(f"{qf.quarter}: staged {len(q_jobs)} files ({nbytes / 1e6:,.1f} MB) in {seconds:.1f}s")
     return jobs
 
 
