@@ -222,12 +222,16 @@ def classify_reports(demo_df: DataFrame, deleted_df: DataFrame) -> DataFrame:
 
     # A report key that two different cases claim in one quarter cannot own
     # its child rows: both claims are rejected.
-    by_key = Window.partitionBy("quarter", "report_key")
-    d = d.withColumn(
-        "_conflict",
-        F.col("report_key").isNotNull()
-        & (F.min("caseid").over(by_key) != F.max("caseid").over(by_key)),
+    # (An aggregate over the two narrow keys finds the few conflicting keys:
+    # far cheaper than a window, which would shuffle and sort every wide row.)
+    conflicts = (
+        d.where(F.col("report_key").isNotNull())
+        .groupBy("quarter", "report_key")
+        .agg((F.min("caseid") != F.max("caseid")).alias("_conflict"))
+        .where(F.col("_conflict"))
     )
+    d = d.join(conflicts, ["quarter", "report_key"], "left").withColumn(
+        "_conflict", F.coalesce(F.col("_conflict"), F.lit(False)))
     reason = (
         F.when(
             F.col("report_key").isNull(),
