@@ -203,17 +203,22 @@ def _zip(path: Path, members: dict[str, bytes]) -> bytes:
     return path.read_bytes()
 
 
+def _damaged_zip(path: Path, member: str) -> None:
+    """A zip whose central directory is intact but whose compressed data is
+    corrupted (bytes flipped): it opens, and fails while inflating."""
+    body = "".join(f"{i}$case{i}$x\n" for i in range(5000)).encode()
+    raw = bytearray(_zip(path, {member: b"primaryid$caseid$x\n" + body}))
+    for k in range(200, 400):
+        raw[k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+
+
 def test_bad_zips_fail_their_quarter_only(spark, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     _zip(src / "faers_ascii_2015q1.zip", {"ASCII/DEMO15Q1.txt": b"primaryid$caseid\n1$1\n2$2\n",
                                           "ASCII/ASC_NTS.pdf": b"%PDF"})
-    # corrupted: flip bytes inside the compressed data (the central directory stays intact)
-    body = "".join(f"{i}$case{i}$x\n" for i in range(5000)).encode()
-    raw = bytearray(_zip(src / "faers_ascii_2015q2.zip", {"ascii/DEMO15Q2.txt": b"primaryid$caseid$x\n" + body}))
-    for k in range(200, 400):
-        raw[k] ^= 0x5A
-    (src / "faers_ascii_2015q2.zip").write_bytes(bytes(raw))
+    _damaged_zip(src / "faers_ascii_2015q2.zip", "ascii/DEMO15Q2.txt")
     good = _zip(tmp_path / "t.zip", {"ascii/DEMO15Q3.txt": b"primaryid$caseid\n1$1\n" * 100})
     (src / "faers_ascii_2015q3.zip").write_bytes(good[: len(good) // 2])  # truncated download
     _zip(src / "faers_ascii_2015q4.zip", {"../DEMO15Q4.txt": b"primaryid$caseid\n1$1\n"})
@@ -247,11 +252,7 @@ def test_parallel_staging_equals_serial_and_renumbers_after_a_failed_quarter(spa
     src.mkdir()
     _zip(src / "faers_ascii_2015q1.zip", {"ascii/DEMO15Q1.txt": b"primaryid$caseid\n1$1\n2$2\n",
                                           "ascii/DRUG15Q1.txt": b"primaryid$caseid$drug_seq$drugname\n1$1$1$A\n"})
-    body = "".join(f"{i}$case{i}$x\n" for i in range(5000)).encode()
-    raw = bytearray(_zip(src / "faers_ascii_2015q2.zip", {"ascii/DEMO15Q2.txt": b"primaryid$caseid$x\n" + body}))
-    for k in range(200, 400):
-        raw[k] ^= 0x5A
-    (src / "faers_ascii_2015q2.zip").write_bytes(bytes(raw))
+    _damaged_zip(src / "faers_ascii_2015q2.zip", "ascii/DEMO15Q2.txt")
     _zip(src / "faers_ascii_2015q3.zip", {
         "ascii/DEMO15Q3.txt": b"primaryid$caseid\n\n7$7\n8$8\n9$9\n",
         "ascii/DRUG15Q3.txt": b"primaryid$caseid$drug_seq$drugname\n7$7$1$B\n8$8$1$C\n",
