@@ -256,7 +256,6 @@ def mantel_haenszel_table(members, reports, study: Study, results: pd.DataFrame,
     ``rows``: :func:`strata_counts` already collected)."""
     if rows is None:
         rows = strata_counts(members, reports)
-    rows = strata_counts(members, reports)
     cells: dict[str, dict[tuple, list[int]]] = {}
     for r in rows:
         key = (r["sex_stratum"], r["age_band"], r["era_stratum"])
