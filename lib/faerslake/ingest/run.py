@@ -233,13 +233,18 @@ def ingest(
     return result
 
 
+def _text_bytes(qf: QuarterFiles) -> int:
+    """Bytes of table text of a quarter (inflated size of zip members)."""
+    return sum(tf.member_size if tf.member_size is not None else tf.source.size for tf in qf.files)
+
+
 def _batches(todo: list[QuarterFiles], limit: int) -> list[list[QuarterFiles]]:
     """Consecutive quarters whose text (inflated) stays under ``limit`` bytes per batch,
     so the staging folder never holds more than about one batch."""
     out: list[list[QuarterFiles]] = []
     size = 0
     for qf in todo:
-        q_size = sum(tf.member_size if tf.member_size is not None else tf.source.size for tf in qf.files)
+        q_size = _text_bytes(qf)
         if out and size + q_size <= limit:
             out[-1].append(qf)
             size += q_size
@@ -282,8 +287,7 @@ def _ingest_batch(spark: SparkSession, wh: Warehouse, batch: list[QuarterFiles],
 def _stage_workers(todo: list[QuarterFiles]) -> int:
     """Worker processes for staging: one per core (at most STAGE_MAX_WORKERS),
     none (stage in this process) for a small batch or a single quarter."""
-    text = sum(tf.member_size if tf.member_size is not None else tf.source.size
-               for qf in todo for tf in qf.files)
+    text = sum(_text_bytes(qf) for qf in todo)
     if len(todo) < 2 or text < STAGE_POOL_MIN_BYTES:
         return 0
     return min(os.cpu_count() or 1, len(todo), STAGE_MAX_WORKERS)
