@@ -23,7 +23,6 @@ def spark(tmp_path_factory):
         extra_conf={
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(wh),
-            "spark.databricks.delta.snapshotPartitions": "2",
             "spark.sql.adaptive.coalescePartitions.initialPartitionNum": "2",
             "spark.default.parallelism": "2",
         },

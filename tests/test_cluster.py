@@ -248,7 +248,7 @@ def spark_submit(cluster: StandaloneCluster, python: Path, dist: Path, script: P
         # tiny data: few partitions, few tasks (Delta's log replay defaults to 50)
         "--conf", "spark.sql.shuffle.partitions=2",
         "--conf", "spark.default.parallelism=2",
-        "--conf", "spark.databricks.delta.snapshotPartitions=2",
+        "--conf", "spark.databricks.delta.snapshotPartitions=1",
         str(script), *args,
     ]
     env = {**cluster.env, "PYSPARK_PYTHON": str(python), "PYSPARK_DRIVER_PYTHON": str(python)}

@@ -157,8 +157,12 @@ def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None
         "spark.sql.adaptive.enabled": "true",
         "spark.ui.showConsoleProgress": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
-        # many small quarters: keep Delta log replays cheap on a laptop
-        "spark.databricks.delta.snapshotPartitions": "4",
+        # Delta replays a table's log in a Spark job on every snapshot load
+        # (each read and each commit); faerslake's logs are a few commits
+        # plus a checkpoint every 10, so one task does it. Measured against
+        # 4: 24 tiny-table reads 11.5 s -> 7.6 s (bench/platform_floor.py),
+        # the 200,000-case run 74.8 s -> 71.5 s (README, Performance).
+        "spark.databricks.delta.snapshotPartitions": "1",
         # Spark brings its own logging and Hadoop client; Delta's copies of
         # them would only shadow Spark's classes.
         "spark.jars.excludes": JAR_EXCLUDES,
