@@ -12,7 +12,11 @@ cases over the generator's default quarters, written as FDA zips) it
    stderr (``[1/3] ingest``, ``[1/3] ingest done``, ... ``[3/3] study done``),
 4. checks that faerslake, DuckDB and the generator's ``_truth.json`` give the
    same a, b, c, d for every cohort,
-5. prints a table and writes ``bench/results/<UTC date>.json`` and
+5. measures the fixed cost of a run, the part that does not shrink with the
+   data: ``faerslake run`` on S/100 cases, and ``bench/platform_floor.py`` (a
+   bare Spark + Delta session committing and reading back as many tiny Delta
+   tables as the S run committed) — ``--no-floor`` skips both,
+6. prints a table and writes ``bench/results/<UTC date>.json`` and
    ``bench/results/latest.json``, with a projection of the full archive from
    the measured throughput.
 
@@ -397,6 +401,28 @@ def run_duckdb(src: Path, work: Path, log) -> dict:
     return r
 
 
+def delta_commits(wh: Path) -> int:
+    """Delta commits a run made: the commit files of every table under ``wh``."""
+    return sum(1 for f in wh.glob("**/_delta_log/*.json") if "_staging" not in f.parts)
+
+
+def run_floor(work: Path, tables: int, driver_memory: str, log) -> dict:
+    """``bench/platform_floor.py``: a Spark + Delta session committing and reading ``tables`` tiny tables."""
+    cmd = [sys.executable, str(REPO / "bench" / "platform_floor.py"), "--tables", str(tables),
+           "--driver-memory", driver_memory]
+    log("$ " + " ".join(cmd))
+    r = watched(cmd, work / "platform_floor.log")
+    out = {"rc": r["rc"], "wall": round(r["wall"], 2), "cpu_seconds": round(r["cpu_seconds"], 1),
+           "command": " ".join(cmd)}
+    if r["rc"] == 0:
+        out.update(json.loads(r["stdout"].strip().splitlines()[-1]))
+        log(f"platform floor: session {out['session_seconds']} s, {tables} Delta commits {out['write_seconds']} s, "
+            f"{tables} reads {out['read_seconds']} s; {out['wall']} s in all")
+    else:
+        log("platform floor failed:\n" + "\n".join(x for _, x in r["lines"][-15:]))
+    return out
+
+
 def _slim(r: dict) -> dict:
     keep = ("rc", "wall", "stages", "cpu_seconds", "peak_jvm_rss_mb", "peak_python_rss_mb", "peak_python_workers_rss_mb", "peak_any_rss_mb",
             "peak_tree_rss_mb", "cpu_seconds_by_process", "command", "ingest_quarters", "own_seconds", "threads", "staging", "code_fingerprint",
@@ -487,10 +513,12 @@ def project(sizes: list[dict], cores: int) -> dict:
     return out
 
 
-def report(sizes: list[dict], meta: dict, save: bool) -> bool:
+def report(sizes: list[dict], meta: dict, save: bool, fixed: dict | None = None) -> bool:
     """Print the table and the verdict; write the results JSON. True when all counts agree."""
     ok = all(all(s["checks"].values()) and s["faerslake"]["rc"] == 0
              and (s["duckdb"] is None or s["duckdb"]["rc"] == 0) for s in sizes)
+    if fixed is not None:
+        ok = ok and fixed["faerslake"]["rc"] == 0 and fixed["counts_match"] and fixed["platform_floor"]["rc"] == 0
     print()
     hdr = f"{'cases':>8} {'tool':<9} {'stage':<8} {'seconds':>8} {'rows/s':>11} {'x duckdb':>8} {'CPU s':>7}"
     print(hdr)
@@ -543,6 +571,18 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
         "sizes": sizes,
         "projection": project(sizes, cores) if two else {},
     }
+    if fixed is not None:
+        du_wall = du_s["wall"] if du_s else None
+        floor = fixed["platform_floor"].get("wall")
+        result["fixed_cost"] = {
+            **fixed,
+            "faerslake_seconds": round(fixed["faerslake"]["wall"], 1),
+            "platform_floor_seconds": floor,
+            # the most a run may take at S to meet the target, against what it costs with no rows
+            "target_seconds_at_S": round(TARGETS["ratio_vs_duckdb_max"] * du_wall, 1) if du_wall else None,
+            "faerslake_vs_duckdb_S": round(fixed["faerslake"]["wall"] / du_wall, 2) if du_wall else None,
+            "platform_floor_vs_duckdb_S": round(floor / du_wall, 2) if du_wall and floor else None,
+        }
     prints = {s["faerslake"].get("code_fingerprint") for s in sizes}
     result["same_code_for_all_sizes"] = len(prints) == 1 and not any("changed" in str(x) for x in prints)
     t = {"ratio_vs_duckdb": result["ratio_vs_duckdb"] is not None
@@ -569,6 +609,13 @@ def report(sizes: list[dict], meta: dict, save: bool) -> bool:
         for c in (2, 32):
             print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic']}")
             print(f"archive on {c} cores: {pr[f'archive_{c}_cores_arithmetic_cpu_model']}")
+    fc = result.get("fixed_cost")
+    if fc:
+        pf = fc["platform_floor"]
+        print(f"fixed cost: faerslake on {fc['reports']} cases ({fc['rows']:,} rows) {fc['faerslake_seconds']} s "
+              f"(= {fc['faerslake_vs_duckdb_S']}x DuckDB's whole run at S); bare Spark + Delta session with "
+              f"{pf.get('tables')} commits and reads of 10-row tables {fc['platform_floor_seconds']} s "
+              f"(= {fc['platform_floor_vs_duckdb_S']}x); the 3x target allows {fc['target_seconds_at_S']} s at S")
     print(f"cohort counts faerslake = duckdb = _truth.json: {'yes' if ok else 'NO'}; targets met: {t}")
     if not result["same_code_for_all_sizes"]:
         print(f"WARNING: lib/faerslake changed between or during the runs ({sorted(map(str, prints))}): "
@@ -595,6 +642,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--driver-memory", default="1g")
     p.add_argument("--only-small", action="store_true", help="run S only (no scaling ratio)")
     p.add_argument("--skip-duckdb", action="store_true")
+    p.add_argument("--no-floor", action="store_true",
+                   help="skip the fixed-cost runs (faerslake on S/100 cases, bench/platform_floor.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for faerslake run (repeatable)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/")
@@ -614,7 +663,7 @@ def main(argv: list[str] | None = None) -> int:
             if "staging" not in s["faerslake"]:
                 s["faerslake"]["staging"] = staging_from_log(args.work / f"n{s['reports']}-s{args.seed}"
                                                              / "faerslake.log")
-        return 0 if report(old["sizes"], meta, not args.no_save) else 1
+        return 0 if report(old["sizes"], meta, not args.no_save, old.get("fixed_cost")) else 1
 
     def log(msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -655,6 +704,22 @@ def main(argv: list[str] | None = None) -> int:
         size.update(faerslake=_slim(fl), duckdb=_slim(duck) if duck else None, checks=checks)
         sizes.append(size)
 
+    fixed = None
+    if not args.no_floor:
+        # what a run costs before its rows: faerslake on S/100 cases, and a bare
+        # Spark + Delta session making as many commits as the S run made
+        n = max(1000, args.reports // 100)
+        work = args.work / f"n{n}-s{args.seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        truth = ensure_source(work / "src", n, args.seed, log)
+        commits = delta_commits(args.work / f"n{args.reports}-s{args.seed}" / "wh")
+        tiny = run_faerslake(work / "src", work, args.driver_memory,
+                             [x for o in args.overrides for x in ("--set", o)], log, snapshot)
+        fixed = {"reports": n, "rows": sum(e["rows_loaded"] for e in truth["ingest"]),
+                 "faerslake": _slim(tiny), "counts_match": tiny["cohorts"] == truth["cohorts"],
+                 "delta_commits_at_S": commits,
+                 "platform_floor": run_floor(work, commits or 24, args.driver_memory, log)}
+
     cmdline = " ".join(["bench/run_bench.py", *(sys.argv[1:] if argv is None else argv)])
     (args.work / "last_sizes.json").write_text(json.dumps(sizes, indent=1) + "\n")  # survives a crash below
     meta = {
@@ -668,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "reports": args.reports, "scale": args.scale, "driver_memory": args.driver_memory,
     }
-    return 0 if report(sizes, meta, not args.no_save) else 1
+    return 0 if report(sizes, meta, not args.no_save, fixed) else 1
 
 
 if __name__ == "__main__":

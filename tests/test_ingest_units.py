@@ -239,3 +239,38 @@ def test_source_errors(tmp_path):
         local_root(str(tmp_path / "nope"))
     with pytest.raises(InputError, match="remote URI"):
         local_root("s3a://bucket/faers")
+
+
+def test_file_checks_judge_each_line_by_its_own_files_layout(spark):
+    """One scan checks lines of files with different layouts: a FAERS header
+    (4 fields, key first), a header whose key is the 2nd field, a header with
+    no key, and a deleted-cases list; each line gets its own file's verdict."""
+    from faerslake.ingest.discover import DELETED
+    from faerslake.ingest.parse import set_aside
+
+    layouts = [
+        layout_from_header("reac", "primaryid$caseid$pt$drug_rec_act")[0],
+        layout_from_header("outc", "caseid$primaryid$outc_cod")[0],
+        layout_from_header("outc", "caseid$outc_cod")[0],
+        layout_from_header(DELETED, None)[0],
+    ]
+    assert [lo.key_pos for lo in layouts] == [0, 1, None, 0]
+    lines = [
+        (0, 1, "100$7$NAUSEA$"),        # fits: 4 fields
+        (0, 2, "100$7$NAUSEA$$"),       # fits: one more, empty (trailing $)
+        (0, 3, "100$7$NAUSEA"),         # 3 fields
+        (0, 4, "x100$7$NAUSEA$"),       # key not a number
+        (0, 5, "   "),                  # blank
+        (0, 6, "100$" + "A" * 60),      # too long (limit 50 below)
+        (1, 1, "7$100$DE"),             # fits: key is the 2nd field
+        (1, 2, "7$x$DE"),               # 2nd field not a number
+        (1, 3, "100$7$NAUSEA$X"),       # 4 fields where the header has 3
+        (2, 1, "7$DE"),                 # no key column: never loaded
+        (2, 2, ""),                     # ...but blank is still blank
+        (3, 1, " 12345 "),              # a case number
+        (3, 2, "12a"),                  # not one
+    ]
+    df = spark.createDataFrame(lines, "file_idx INT, line_number LONG, value STRING")
+    got = {(r["file_idx"], r["line_number"]): r["status"] for r in set_aside(df, layouts, 50).collect()}
+    assert got == {(0, 3): "fields", (0, 4): "key", (0, 5): "blank", (0, 6): "too_long",
+                   (1, 2): "key", (1, 3): "fields", (2, 1): "no_key", (2, 2): "blank", (3, 2): "not_number"}

@@ -269,7 +269,7 @@ _LAYOUT, _ = layout_from_header("demo", _DEMO_LINES[0])
 
 
 def _fits(text: str) -> bool:
-    """parse.line_checks' rule for a fitting line, in Python."""
+    """parse.file_checks' rule for a fitting line, in Python."""
     k = text.count("$") + 1
     fits = k == _LAYOUT.n or (k == _LAYOUT.n + 1 and text.endswith("$"))
     key = text.split("$")[_LAYOUT.key_pos] if k > _LAYOUT.key_pos else ""

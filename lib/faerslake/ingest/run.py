@@ -372,23 +372,20 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
     aside_path = "file://" + str(run_dir / "aside")
     with one_partition_per_part(spark):
         # ---- set aside every line that does not fit (one job) ------------ #
+        # one scan of every part, each line checked against its own file's
+        # layout (looked up by file_idx): one plan and one generated program
+        # for all layouts, where a union of one scan per layout took one each
         t = time.time()
-        frames = []
-        observed: list[Observation] = []
-        for gi, ((_, layout), paths) in enumerate(groups.items()):
-            obs = Observation(f"numbering_{gi}")
-            observed.append(obs)
-            frames.append(set_aside(read_parts(spark, paths).observe(obs, *numbering_metrics()),
-                                    layout, max_line_chars))
+        all_paths = [p for paths in groups.values() for p in paths]
         n_aside = 0
-        if frames:
-            df = frames[0]
-            for f in frames[1:]:
-                df = df.unionByName(f)
+        if all_paths:
+            numbering = Observation("numbering")
             aside_obs = Observation("aside")
+            df = set_aside(read_parts(spark, all_paths).observe(numbering, *numbering_metrics()),
+                           [j.layout for j in jobs], max_line_chars)
             df.observe(aside_obs, F.count(F.lit(1)).alias("rows")).write.mode("overwrite").parquet(aside_path)
             n_aside = int(aside_obs.get["rows"])
-            _check_numbering(observed, sum(j.staged.data_lines for j in jobs))
+            _check_numbering([numbering], sum(j.staged.data_lines for j in jobs))
         counts: dict[int, dict[str, int]] = {}
         if n_aside:
             aside = spark.read.parquet(aside_path)
