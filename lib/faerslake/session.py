@@ -160,7 +160,7 @@ def local_builder_conf(settings: SparkSettings | None = None, extra: dict | None
         # Delta replays a table's log in a Spark job on every snapshot load
         # (each read and each commit); faerslake's logs are a few commits
         # plus a checkpoint every 10, so one task does it. Measured against
-        # 4: 24 tiny-table reads 11.5 s -> 7.6 s (bench/platform_floor.py),
+        # 4: 24 tiny-table reads 11.4-12.7 s -> 7.5-8.5 s (bench/platform_floor.py),
         # the 200,000-case run 74.8 s -> 71.5 s (README, Performance).
         "spark.databricks.delta.snapshotPartitions": "1",
         # Spark brings its own logging and Hadoop client; Delta's copies of

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from faerslake.config import PipelineConfig
@@ -48,6 +48,7 @@ from faerslake.ingest.parse import (
     layout_from_header,
     numbering_metrics,
     one_partition_per_part,
+    per_file,
     project_rows,
     read_parts,
     repair_lines,
@@ -143,10 +144,6 @@ def _claim_staging(run_dir: Path, log: Callable[[str], None]):
 
 def _empty_audit() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in bronze.AUDIT_COLUMNS})
-
-
-def _lit_array(values: list) -> Column:
-    return F.array(*[F.lit(v) for v in values])
 
 
 def ingest(
@@ -355,14 +352,9 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
     for pos, j in enumerate(jobs):
         if j.idx != pos:  # a failed quarter in between: part names carry the old index
             raise FaerslakeError("internal error: file index out of step")  # pragma: no cover
-    quarter_of = _lit_array([j.tf.quarter for j in jobs])
-    era_arr = _lit_array([era_of(j.tf.quarter) for j in jobs])
-    src_arr = _lit_array([j.tf.source_file for j in jobs])
-    n_arr = _lit_array([j.layout.n for j in jobs])
-    problem_arr = _lit_array([j.layout.problem or "" for j in jobs])
-
-    def at(arr: Column) -> Column:
-        return F.element_at(arr, F.col("file_idx") + 1)
+    quarter_of = per_file([j.tf.quarter for j in jobs])
+    era_of_file = per_file([era_of(j.tf.quarter) for j in jobs])
+    source_of = per_file([j.tf.source_file for j in jobs])
 
     groups: dict[tuple[str, Layout], list[str]] = {}
     for j in jobs:
@@ -449,7 +441,7 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
                 for f in frames[1:]:
                     df = df.unionByName(f)
                 df = df.select(
-                    at(quarter_of).alias("quarter"), at(era_arr).alias("era"), at(src_arr).alias("source_file"),
+                    quarter_of.alias("quarter"), era_of_file.alias("era"), source_of.alias("source_file"),
                     *[c for c in row_cols if c not in ("era",)],
                 )
             else:
@@ -467,18 +459,18 @@ def _spark_phase(spark: SparkSession, wh: Warehouse, jobs: list[_FileJob], quart
             F.when(F.col("status") == "too_long",
                    F.concat(F.lit("line of "), F.col("length").cast("string"),
                             F.lit(f"+ characters, longer than ingest.max_line_chars={max_line_chars}")))
-            .when(F.col("status") == "no_key", at(problem_arr))
+            .when(F.col("status") == "no_key", per_file([j.layout.problem or "" for j in jobs]))
             .when(F.col("status") == "fields",
                   F.concat(F.col("nfields").cast("string"), F.lit(" $-separated fields where the header has "),
-                           at(n_arr).cast("string"), control))
+                           per_file([j.layout.n for j in jobs]).cast("string"), control))
             .when(F.col("status") == "key", F.concat(F.lit("report key is not a whole number"), control))
             .when(F.col("status") == "not_number", F.lit("not a case number"))
             .otherwise(F.col("status"))
         )
         q = bad.select(
-            at(quarter_of).alias("quarter"),
-            F.element_at(_lit_array([j.tf.table for j in jobs]), F.col("file_idx") + 1).alias("table"),
-            at(src_arr).alias("source_file"),
+            quarter_of.alias("quarter"),
+            per_file([j.tf.table for j in jobs]).alias("table"),
+            source_of.alias("source_file"),
             "line_number",
             F.substring("raw", 1, RAW_LINE_CHARS).alias("raw_line"),
             reason.alias("reason"),
