@@ -28,6 +28,7 @@ dbutils.widgets.text("schema", "faers", "Schema (catalog mode)")
 # COMMAND ----------
 
 from faerslake.config import load_pipeline_config, table_overrides
+from faerslake.logs import configure
 from faerslake.ingest import ingest
 from faerslake.quarters import quarter_range
 from faerslake.tables import Warehouse
@@ -42,13 +43,14 @@ schema = dbutils.widgets.get("schema").strip()
 
 # The same settings as `faerslake ... --set tables.mode=... --set tables.schema=...`.
 cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
+configure()  # progress lines on stderr; logging.getLogger("faerslake").setLevel(...) to quieten
 wh = Warehouse(warehouse, cfg.tables)
 if wh.by_catalog:
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(p for p in (catalog, schema) if p)}")
 
 # COMMAND ----------
 
-result = ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg, log=print)
+result = ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg)
 
 # COMMAND ----------
 

@@ -20,6 +20,7 @@ dbutils.widgets.text("schema", "faers", "Schema (catalog mode)")
 # COMMAND ----------
 
 from faerslake.config import load_pipeline_config, table_overrides
+from faerslake.logs import configure
 from faerslake.silver import build
 from faerslake.tables import Warehouse
 
@@ -30,11 +31,12 @@ catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
 
 cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
+configure()  # progress lines on stderr; logging.getLogger("faerslake").setLevel(...) to quieten
 wh = Warehouse(warehouse, cfg.tables)
 
 # COMMAND ----------
 
-result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=print)
+result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg)
 
 # COMMAND ----------
 

@@ -23,6 +23,7 @@ dbutils.widgets.text("schema", "faers", "Schema (catalog mode)")
 # COMMAND ----------
 
 from faerslake.config import load_pipeline_config, load_study, table_overrides
+from faerslake.logs import configure
 from faerslake.gold import format_cohort_table, run_study
 
 warehouse = dbutils.widgets.get("warehouse").strip()
@@ -33,10 +34,11 @@ catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
 
 cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
+configure()  # progress lines on stderr; logging.getLogger("faerslake").setLevel(...) to quieten
 
 # COMMAND ----------
 
-results = run_study(spark, warehouse, study, output, cfg=cfg, log=print)
+results = run_study(spark, warehouse, study, output, cfg=cfg)
 
 # COMMAND ----------
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = (REPO.parent / "shared" / "faers-samples").resolve()
+SAMPLES = REPO / "tests" / "data" / "faers"  # genuine FDA extracts; provenance in its README.md
 
 
 @pytest.fixture(scope="session")

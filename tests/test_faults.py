@@ -21,6 +21,7 @@ zips), with ``spark.master=local[2]`` and two shuffle partitions.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -215,6 +216,27 @@ def test_reference_run_is_complete(spark, reference):
            spark.read.format("delta").load(str(reference["wh"] / "bronze" / "ingest_audit")).collect()}
     assert got == expected
     assert audit_problems(spark, reference["wh"]) == []
+
+
+def test_run_json_records_the_run(spark, reference):
+    import json
+
+    from faerslake import __version__
+
+    rec = json.loads((reference["out"] / "run.json").read_text())
+    assert rec["command"] == "run" and rec["argv"] == reference["args"]
+    assert rec["exit_status"] == 0 and rec["error"] is None and rec["failed_quarters"] == []
+    assert rec["faerslake_version"] == __version__
+    assert rec["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", rec["git_commit"])
+    assert list(rec["stages"]) == ["ingest", "build", "study"]
+    assert all(st["seconds"] > 0 for st in rec["stages"].values())
+    truth = json.loads((Path(reference["args"][2]) / "_truth.json").read_text())
+    assert rec["stages"]["ingest"]["rows_loaded"] == sum(t["rows_loaded"] for t in truth["ingest"])
+    assert rec["stages"]["build"]["rows"]["reports"] == reference["tables"]["silver/reports"][0]
+    assert rec["stages"]["study"]["cohorts"] == 8
+    # the versions are those of the tables as the run left them
+    for t in ("bronze/demo", "silver/reports", "gold/botox_depression/cohort_results"):
+        assert rec["tables"][t] == delta_version(reference["wh"], t), t
 
 
 def test_same_command_twice_is_idempotent_and_skips(spark, reference, tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from faerslake import DELTA_MAVEN, __version__
@@ -185,3 +187,98 @@ def test_resolved_jars_are_reused_only_while_all_exist(tmp_path, monkeypatch):
     assert conf["spark.jars"] == f"file:{jar}" and "spark.jars.packages" not in conf
     jar.unlink()
     assert "spark.jars" not in session.local_builder_conf()
+
+
+# --------------------------------------------------------------------------- #
+# a strict command line, logging, exit codes
+# --------------------------------------------------------------------------- #
+def test_console_rejects_a_misspelt_option_by_name(capsys):
+    rc = main(["run", "--qaurters", "2004Q1", "--source", "s", "--warehouse", "w", "--output", "o"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "unrecognized arguments: --qaurters 2004Q1" in err and "Traceback" not in err
+    # no prefix guessing either: --quart is not taken for --quarters
+    assert main(["ingest", "--quart", "2004Q1", "--source", "s", "--warehouse", "w"]) == 2
+    assert "--quart" in capsys.readouterr().err
+
+
+def test_jobs_entry_points_tolerate_platform_arguments(tmp_path, capsys):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("nonsense: 1\n")
+    # a spark-submit / Databricks job: the unknown argument is warned about, the run goes on
+    # (to the config error, which proves the arguments were parsed and the command started)
+    rc = main(["--warehouse", str(tmp_path), "--conf-file", str(bad), "--databricks-flag", "x"], command="build")
+    err = capsys.readouterr().err
+    assert rc == 2 and "ignoring arguments not meant for faerslake: --databricks-flag x" in err
+    assert "unknown key 'nonsense'" in err
+
+
+def test_every_option_has_help_defaults_shown_and_an_example(capsys):
+    from faerslake.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert sorted(sub.choices) == ["build", "doctor", "download", "generate", "ingest", "run", "study"]
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, (name, action.dest)
+        text = p.format_help()
+        assert text.rstrip().split("\n")[-2] == "example:", (name, text[-200:])
+        assert text.rstrip().split("\n")[-1].strip().startswith(f"faerslake {name}"), name
+    def flat(name: str) -> str:  # help text with argparse's line wrapping undone
+        return " ".join(sub.choices[name].format_help().split())
+
+    assert "(default: 5000)" in flat("generate") and "(default: 20200101)" in flat("generate")
+    assert "(default: 5)" in flat("download")
+    assert not any("(default: None)" in flat(n) or "(default: False)" in flat(n) for n in sub.choices)
+
+
+def test_version_names_the_git_commit_of_a_checkout(capsys):
+    from faerslake.runrecord import git_commit
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    out = capsys.readouterr().out.strip()
+    head = subprocess.run(["git", "-C", str(Path(__file__).parents[1]), "rev-parse", "HEAD"],
+                          capture_output=True, text=True)
+    if head.returncode != 0:  # not a git checkout (an unpacked source archive)
+        assert out == f"faerslake {__version__}" and git_commit() is None
+    else:
+        assert out.startswith(f"faerslake {__version__} (git {head.stdout.strip()}")
+
+
+def test_library_messages_go_through_logging_not_stdout(capsys, caplog, tmp_path):
+    import logging
+
+    from faerslake.generate import generate
+
+    with caplog.at_level(logging.INFO, logger="faerslake"):
+        generate(tmp_path / "g", reports=60, seed=1, quarters=["2019Q1"])
+    assert capsys.readouterr().out == ""
+    names = {r.name for r in caplog.records}
+    assert names == {"faerslake.generate"}, names
+
+
+def test_cli_verbosity_and_log_file(tmp_path, capsys):
+    log_file = tmp_path / "logs" / "gen.log"
+    assert main(["generate", "--dest", str(tmp_path / "a"), "--reports", "60", "--quarters", "2019Q1",
+                 "--log-file", str(log_file)]) == 0
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert re.search(r"^\[faerslake \d\d:\d\d:\d\d\] generated ", cap.err, re.M), cap.err
+    assert "generated " in log_file.read_text()
+    assert main(["generate", "--dest", str(tmp_path / "b"), "--reports", "60", "--quarters", "2019Q1", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["generate", "--dest", str(tmp_path / "c"), "--reports", "60", "--quarters", "2019Q1", "-v"]) == 0
+    assert re.search(r"^\[faerslake \d\d:\d\d:\d\d INFO faerslake\.cli\] generated ", capsys.readouterr().err, re.M)
+    from faerslake.logs import configure
+
+    configure()  # back to the default for the tests that follow
+
+
+def test_partial_failure_exit_code_is_distinct():
+    from faerslake.errors import ConfigError, EnvironmentProblem, InputError
+    from faerslake.runrecord import EXIT_PARTIAL
+
+    codes = {ConfigError("x").exit_code, EnvironmentProblem("x").exit_code, InputError("x").exit_code, 4}
+    assert EXIT_PARTIAL not in codes | {0, 1, 130}

@@ -1,4 +1,4 @@
-"""Ingest of the genuine FAERS / AERS extracts in ../shared/faers-samples.
+"""Ingest of the genuine FAERS / AERS extracts in tests/data/faers (provenance: its README.md).
 
 Each sample folder is ingested as its own source into its own warehouse. The
 expected row counts are recounted here with plain Python (non-blank lines

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import random
 import re
 import zipfile
@@ -36,7 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = (REPO.parent / "shared" / "faers-samples").resolve()
+SAMPLES = REPO / "tests" / "data" / "faers"
 TINY = SAMPLES / "2020q3-tiny"
 S25 = SAMPLES / "2025q4-sample"
 BLANK = re.compile(rb"^[ \t\x0b\x0c\r]*$")
@@ -147,13 +148,13 @@ def hostile(spark, tmp_path_factory) -> dict:
     with contextlib.redirect_stderr(err):
         rc = cli.main(["run", "--source", str(src), "--warehouse", str(wh), "--output", str(out)])
     log = err.getvalue()
-    assert rc == 0, log[-4000:]
+    assert rc == 5, log[-4000:]  # finished, but some quarters failed: the partial-failure code
     read = lambda layer, t: spark.read.format("delta").load(str(wh / layer / t))  # noqa: E731
     audit = pd.read_csv(out / "ingest_audit.csv", dtype={"quarter": str})
     quarantine = pd.DataFrame([r.asDict() for r in read("bronze", "quarantine")
                                .select("quarter", "table", "source_file", "line_number", "reason").collect()])
     return {"root": root, "src": src, "wh": wh, "out": out, "log": log, "files": files, "read": read,
-            "audit": audit, "quarantine": quarantine}
+            "audit": audit, "quarantine": quarantine, "rc": rc}
 
 
 def _audit_row(h: dict, name: str) -> dict:
@@ -188,6 +189,23 @@ def test_bad_zips_fail_their_quarter_with_a_reason_and_load_nothing(hostile, zip
     failures = pd.read_csv(hostile["out"] / "ingest_failures.csv", dtype=str)
     row = failures[failures["quarter"] == quarter]
     assert len(row) == 1 and words in row["reason"].iloc[0]
+
+
+@pytest.mark.faults
+def test_failed_quarters_are_listed_last_in_run_json_and_in_the_report(hostile):
+    bad = ["2019Q1", "2019Q2", "2019Q3", "2019Q4"]
+    tail = hostile["log"].rstrip("\n").split("\n")[-5:]
+    assert tail[0] == "faerslake: 4 quarters could not be ingested (exit 5):", tail
+    assert [ln.split(":")[0].strip() for ln in tail[1:]] == bad
+    rec = json.loads((hostile["out"] / "run.json").read_text())
+    assert rec["command"] == "run" and rec["exit_status"] == 5 and rec["error"] is None
+    assert [f["quarter"] for f in rec["failed_quarters"]] == bad
+    assert rec["stages"]["ingest"]["quarters_failed"] == 4
+    assert rec["stages"]["ingest"]["rows_loaded"] == int(hostile["audit"]["rows_loaded"].sum())
+    report = (hostile["out"] / "botox_depression" / "report.md").read_text()
+    assert "Warning: 4 quarters could not be ingested in this run" in report
+    for q in bad:
+        assert f"| {q} |" in report
 
 
 @pytest.mark.faults

@@ -1,10 +1,15 @@
 """The ``faerslake`` command line.
 
-Every subcommand is also a thin job under ``jobs/`` for ``spark-submit``.
-Arguments are read with ``parse_known_args`` so that the extra arguments
-Spark or Databricks add do not break a run. A :class:`FaerslakeError` is
-printed as one sentence with a non-zero exit code; other exceptions keep
-their trace (they are bugs).
+At the console the command line is strict: an unknown or misspelt option is
+an error that names it (exit 2). Every subcommand is also a thin job under
+``jobs/`` for ``spark-submit`` and Databricks; only those entry points
+(``main(command=...)``) tolerate the extra arguments the platforms add, with a
+warning. A :class:`FaerslakeError` is printed as one sentence with its exit
+code; other exceptions keep their trace (they are bugs).
+
+Exit codes: 0 success, 2 configuration / input / command-line error,
+3 environment (Java, Spark, Delta, disk), 4 download failed, 5 finished but
+some quarters could not be ingested, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,83 +17,139 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from pathlib import Path
 
-from faerslake import DELTA_MAVEN, DELTA_VERSION, __version__
-from faerslake.config import DEFAULT_STUDY, load_pipeline_config, load_study
+from faerslake import DELTA_MAVEN, DELTA_VERSION
+from faerslake.config import default_study_path, load_pipeline_config, load_study
 from faerslake.errors import FaerslakeError
+from faerslake.logs import configure, get_logger
 from faerslake.quarters import quarter_range
+from faerslake.runrecord import EXIT_OK, EXIT_PARTIAL, RunRecord, version_text
+
+logger = get_logger(__name__)
 
 
 def log(msg: str) -> None:
-    """Progress lines go to stderr so stdout stays for results."""
-    print(f"[faerslake {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """A progress line of the CLI itself (stderr, through logging)."""
+    logger.info(msg)
+
+
+class UsageError(Exception):
+    """A command-line error (argparse's), turned into exit 2 by :func:`main`."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str):
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UsageError(self, message)
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; each option's default shown where it has one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" not in text and action.option_strings and not action.required
+                and default not in (None, False, [], argparse.SUPPRESS) and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _sub(sub, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                          epilog="example:\n  " + example + "\n", formatter_class=_Help, allow_abbrev=False)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--conf-file", default=None,
-                   help="pipeline settings YAML (default: conf/pipeline.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    g = p.add_argument_group("settings and logging")
+    g.add_argument("--conf-file", default=None, metavar="YAML",
+                   help="pipeline settings YAML (default: conf/pipeline.yaml, else built-in defaults)")
+    g.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting, e.g. --set spark.driver_memory=8g (repeatable)")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail: log level and logger names (DEBUG)")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    g.add_argument("--log-file", default=None, metavar="PATH", help="also write the log to this file")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="faerslake",
+    parser = _Parser(
+        prog="faerslake", formatter_class=_Help, allow_abbrev=False,
         description="FAERS / legacy AERS quarterly releases into Delta Lake, de-duplicated, "
         "with indication-matched cohort studies.",
+        epilog="exit codes: 0 ok, 2 configuration/input/usage error, 3 environment (Java, Spark, Delta, disk),\n"
+        "4 download failed, 5 finished but some quarters could not be ingested, 130 interrupted.\n\n"
+        "example:\n  faerslake run --source data/raw --warehouse wh --output out",
     )
-    parser.add_argument("--version", action="version", version=f"faerslake {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="print the version (and the git commit of a checkout) and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("download", help="fetch FDA's quarterly zips (resumable, verified)")
-    p.add_argument("--quarters", required=True, help="e.g. 2004Q1:2026Q2")
-    p.add_argument("--dest", required=True, help="folder for the zips and manifest.json")
-    p.add_argument("--base-url", default=None, help="override FDA's export URL (mirrors, tests)")
-    p.add_argument("--retries", type=int, default=5)
+    p = _sub(sub, "download", "fetch FDA's quarterly zips (resumable, verified)",
+             "faerslake download --quarters 2004Q1:2026Q2 --dest data/raw")
+    p.add_argument("--quarters", required=True, help="quarters to fetch, e.g. 2004Q1:2026Q2 or 2019Q1,2020Q3")
+    p.add_argument("--dest", required=True, help="folder for the zips and manifest.json (created if missing)")
+    p.add_argument("--base-url", default=None, help="FDA's export URL, overridden (mirrors, tests)")
+    p.add_argument("--retries", type=int, default=5, help="attempts per file before it counts as failed")
     _common(p)
 
-    p = sub.add_parser("generate", help="write synthetic quarters in FDA's exact layouts")
-    p.add_argument("--dest", required=True)
-    p.add_argument("--reports", type=int, default=5000, help="number of cases (default 5000)")
-    p.add_argument("--seed", type=int, default=20200101)
+    p = _sub(sub, "generate", "write synthetic quarters in FDA's exact layouts",
+             "faerslake generate --dest data/synthetic --reports 4000 --seed 7 --zip")
+    p.add_argument("--dest", required=True, help="folder for the quarters and _truth.json (created if missing)")
+    p.add_argument("--reports", type=int, default=5000, help="number of cases")
+    p.add_argument("--seed", type=int, default=20200101, help="random seed (same seed, same bytes)")
     p.add_argument("--quarters", default=None,
-                   help="e.g. 2012Q2:2012Q4,2019Q1 (default 2012Q2,2012Q3,2012Q4,2014Q3,2019Q1: both eras, every quirk)")
+                   help="e.g. 2012Q2:2012Q4,2019Q1 (default: 2012Q2,2012Q3,2012Q4,2014Q3,2019Q1, "
+                   "both eras and every quirk)")
     p.add_argument("--zip", action="store_true", help="write FDA-style zips instead of folders")
     _common(p)
 
-    p = sub.add_parser("ingest", help="zips / quarter folders -> bronze Delta tables")
-    p.add_argument("--source", required=True, help="folder or URI with FDA zips and/or quarter folders")
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--quarters", default=None, help="only these, e.g. 2004Q1:2019Q2")
-    p.add_argument("--force", action="store_true", help="re-ingest unchanged sources too")
+    p = _sub(sub, "ingest", "zips / quarter folders -> bronze Delta tables",
+             "faerslake ingest --source data/raw --warehouse wh --quarters 2004Q1:2019Q2")
+    p.add_argument("--source", required=True, help="folder holding FDA zips and/or extracted quarter folders")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
+    p.add_argument("--quarters", default=None, help="only these quarters, e.g. 2004Q1:2019Q2 (default: all found)")
+    p.add_argument("--force", action="store_true", help="re-ingest quarters whose files are unchanged too")
     _common(p)
 
-    p = sub.add_parser("build", help="bronze -> silver: one schema, de-duplicated cases")
-    p.add_argument("--warehouse", required=True)
+    p = _sub(sub, "build", "bronze -> silver: one schema, de-duplicated cases",
+             "faerslake build --warehouse wh")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
     p.add_argument("--strict-dedup", action="store_true", default=None,
-                   help="also merge look-alike reports of different cases (spec §2)")
+                   help="also merge look-alike reports of different cases (docs/method.md §3; "
+                   "default: build.strict_dedup of the settings, off)")
     _common(p)
 
-    p = sub.add_parser("study", help="silver -> gold: cohorts, statistics, report")
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--study", default=str(DEFAULT_STUDY), help="study YAML")
-    p.add_argument("--output", required=True)
+    p = _sub(sub, "study", "silver -> gold: cohorts, statistics, report",
+             "faerslake study --warehouse wh --output out --study conf/studies/botox_depression.yaml")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
+    p.add_argument("--study", default=None, metavar="YAML",
+                   help="study file (default: the bundled botox_depression study)")
+    p.add_argument("--output", required=True, help="folder for OUT/<study>/ results, report and run.json")
     _common(p)
 
-    p = sub.add_parser("run", help="ingest -> build -> study in one command")
-    p.add_argument("--source", required=True)
-    p.add_argument("--warehouse", required=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--study", default=str(DEFAULT_STUDY))
-    p.add_argument("--quarters", default=None)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--strict-dedup", action="store_true", default=None)
+    p = _sub(sub, "run", "ingest -> build -> study in one command",
+             "faerslake run --source data/raw --warehouse wh --output out --quarters 2004Q1:2012Q3")
+    p.add_argument("--source", required=True, help="folder holding FDA zips and/or extracted quarter folders")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
+    p.add_argument("--output", required=True,
+                   help="folder for the CSVs, OUT/<study>/ results and report, and run.json")
+    p.add_argument("--study", default=None, metavar="YAML",
+                   help="study file (default: the bundled botox_depression study)")
+    p.add_argument("--quarters", default=None, help="only these quarters, e.g. 2004Q1:2019Q2 (default: all found)")
+    p.add_argument("--force", action="store_true", help="re-ingest quarters whose files are unchanged too")
+    p.add_argument("--strict-dedup", action="store_true", default=None,
+                   help="also merge look-alike reports of different cases (default: the study file's "
+                   "strict_dedup, else build.strict_dedup of the settings, off)")
     _common(p)
 
-    p = sub.add_parser("doctor", help="check Java, Spark, Delta and a Delta round trip")
-    p.add_argument("--warehouse", default=None, help="where to write the test table (default: a temp dir)")
+    p = _sub(sub, "doctor", "check Java, Spark, Delta and a Delta round trip", "faerslake doctor")
+    p.add_argument("--warehouse", default=None,
+                   help="where to write the test table (default: a temporary folder)")
     _common(p)
     return parser
 
@@ -99,13 +160,24 @@ def _spark(cfg, app: str):
     return get_spark(app, cfg.spark)
 
 
-def cmd_doctor(args, cfg) -> int:
+def _report_failures(failed: dict[str, str]) -> int:
+    """The closing list of failed quarters (stderr, shown even with -q); the exit code."""
+    if not failed:
+        return EXIT_OK
+    print(f"faerslake: {len(failed)} quarter{'s' if len(failed) != 1 else ''} could not be ingested "
+          f"(exit {EXIT_PARTIAL}):", file=sys.stderr)
+    for q, why in sorted(failed.items()):
+        print(f"  {q}: {why}", file=sys.stderr)
+    return EXIT_PARTIAL
+
+
+def cmd_doctor(args, cfg, record) -> int:
     import platform
     import tempfile
 
     from faerslake.session import cache_dir, java_version, under_spark_submit
 
-    print(f"faerslake   {__version__}")
+    print(f"faerslake   {version_text().removeprefix('faerslake ')}")
     print(f"python      {platform.python_version()}")
     major, java = java_version()
     print(f"java        {major} ({java})")
@@ -130,63 +202,68 @@ def cmd_doctor(args, cfg) -> int:
     return 0 if ok else 1
 
 
-def cmd_download(args, cfg) -> int:
+def cmd_download(args, cfg, record) -> int:
     from faerslake.download import download_quarters
 
     download_quarters(quarter_range(args.quarters), Path(args.dest),
-                      base_url=args.base_url, retries=args.retries, log=log)
+                      base_url=args.base_url, retries=args.retries)
     return 0
 
 
-def cmd_generate(args, cfg) -> int:
+def cmd_generate(args, cfg, record) -> int:
     from faerslake.generate import generate
 
     summary = generate(Path(args.dest), reports=args.reports, seed=args.seed,
-                       quarters=quarter_range(args.quarters), as_zip=args.zip, log=log)
+                       quarters=quarter_range(args.quarters), as_zip=args.zip)
     log(f"generated {summary}")
     return 0
 
 
-def cmd_ingest(args, cfg) -> int:
+def cmd_ingest(args, cfg, record) -> int:
     from faerslake.ingest import ingest
 
     spark = _spark(cfg, "faerslake-ingest")
-    ingest(spark, args.source, args.warehouse, quarters=quarter_range(args.quarters),
-           force=args.force, cfg=cfg, log=log)
-    return 0
+    result = ingest(spark, args.source, args.warehouse, quarters=quarter_range(args.quarters),
+                    force=args.force, cfg=cfg)
+    return _report_failures(result.quarters_failed)
 
 
-def cmd_build(args, cfg) -> int:
+def cmd_build(args, cfg, record) -> int:
     from faerslake.silver import build
 
     spark = _spark(cfg, "faerslake-build")
     strict = cfg.build.strict_dedup if args.strict_dedup is None else args.strict_dedup
-    build(spark, args.warehouse, strict_dedup=strict, cfg=cfg, log=log)
+    build(spark, args.warehouse, strict_dedup=strict, cfg=cfg)
     return 0
 
 
-def cmd_study(args, cfg) -> int:
-    from faerslake.gold import print_cohort_table, run_study
+def cmd_study(args, cfg, record) -> int:
+    import time
 
-    study = load_study(args.study)
+    from faerslake.gold import gold_tables, print_cohort_table, run_study
+    from faerslake.tables import Warehouse
+
+    study = load_study(args.study or default_study_path())
     spark = _spark(cfg, "faerslake-study")
-    result = run_study(spark, args.warehouse, study, args.output, cfg=cfg, log=log)
+    t0 = time.time()
+    result = run_study(spark, args.warehouse, study, args.output, cfg=cfg)
+    record.stage("study", time.time() - t0, cohorts=len(result))
+    record.versions("gold", gold_tables(study), spark, Warehouse(args.warehouse, cfg.tables))
     print_cohort_table(result)
     return 0
 
 
-def cmd_run(args, cfg) -> int:
+def cmd_run(args, cfg, record) -> int:
     from faerslake.gold import print_cohort_table
     from faerslake.pipeline import run
 
-    study = load_study(args.study)
+    study = load_study(args.study or default_study_path())
     spark = _spark(cfg, "faerslake-run")
-    strict = args.strict_dedup
     result = run(spark, args.source, args.warehouse, args.output, study=study,
                  quarters=quarter_range(args.quarters), force=args.force,
-                 strict_dedup=strict, cfg=cfg, log=log)
+                 strict_dedup=args.strict_dedup, cfg=cfg, record=record)
     print_cohort_table(result)
-    return 0
+    return _report_failures(record.failed_quarters)
 
 
 def _check_folders(args) -> None:
@@ -208,30 +285,65 @@ COMMANDS = {
     "study": cmd_study,
     "run": cmd_run,
 }
+WRITES_RUN_JSON = ("run", "study")  # the commands with an --output folder
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str], tolerant: bool):
+    if not tolerant:
+        return parser.parse_args(argv), []
+    return parser.parse_known_args(argv)
 
 
 def main(argv: list[str] | None = None, command: str | None = None) -> int:
-    """Console entry point; ``command`` fixes the subcommand (for ``jobs/*.py``)."""
+    """Console entry point; ``command`` fixes the subcommand (for ``jobs/*.py``,
+    which alone tolerate arguments not meant for faerslake)."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if command is not None:
         argv = [command] + argv
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        log(f"ignoring arguments not meant for faerslake: {' '.join(unknown)}")
+    try:
+        args, unknown = _parse(parser, argv, tolerant=command is not None)
+    except UsageError as e:
+        e.parser.print_usage(sys.stderr)
+        print(f"{e.parser.prog}: error: {e}", file=sys.stderr)
+        return 2
     if not args.command:
         parser.print_help()
         return 2
+    configure(-1 if args.quiet else args.verbose, args.log_file)
+    if unknown:
+        logger.warning(f"ignoring arguments not meant for faerslake: {' '.join(unknown)}")
+    record = RunRecord(args.command, argv)
+    status, error = 1, None
     try:
         cfg = load_pipeline_config(args.conf_file, args.overrides)
         _check_folders(args)
-        return COMMANDS[args.command](args, cfg)
+        status = COMMANDS[args.command](args, cfg, record)
+        return status
     except FaerslakeError as e:
+        status, error = e.exit_code, str(e)
         print(f"faerslake: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return status
     except KeyboardInterrupt:
+        status, error = 130, "interrupted"
         print("faerslake: interrupted", file=sys.stderr)
-        return 130
+        return status
+    except BaseException as e:
+        status, error = 1, f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        if args.command in WRITES_RUN_JSON:
+            _write_run_json(record, args.output, status, error)
+
+
+def _write_run_json(record: RunRecord, output: str, status: int, error: str | None) -> None:
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", output):
+        return  # outputs are local folders; a URI output is refused before any work
+    try:
+        path = record.write(output, status, error)
+        logger.debug(f"run record -> {path}")
+    except OSError as e:
+        print(f"faerslake: warning: could not write {output}/run.json: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ YAML, so ``--set build.strict_dedup=true`` gives a bool).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -28,7 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PIPELINE_CONF = REPO_ROOT / "conf" / "pipeline.yaml"
 
 
-def _default_study() -> Path:
+@functools.lru_cache(maxsize=1)
+def default_study_path() -> Path:
     """``conf/studies/botox_depression.yaml`` of a checkout, else the copy shipped
     as package data (installed wheel, Databricks; a ``--py-files`` zip, whose copy
     is written once to a temp folder because a file inside a zip has no path)."""
@@ -50,7 +52,11 @@ def _default_study() -> Path:
     return dest
 
 
-DEFAULT_STUDY = _default_study()
+def __getattr__(name: str):
+    """``DEFAULT_STUDY`` is found when first asked for, not at import time."""
+    if name == "DEFAULT_STUDY":
+        return default_study_path()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- #
@@ -309,7 +315,7 @@ def load_study(path: str | Path | None = None) -> Study:
     The study's name is the file's stem. Terms are upper-cased and trimmed, so
     every comparison is made on normalised text (spec §1).
     """
-    p = Path(path) if path is not None else DEFAULT_STUDY
+    p = Path(path) if path is not None else default_study_path()
     data, raw = _read_yaml(p)
     src = str(p)
     if not isinstance(data, dict):

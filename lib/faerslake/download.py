@@ -34,6 +34,7 @@ from typing import IO
 
 from faerslake import __version__
 from faerslake.errors import FaerslakeError
+from faerslake.logs import sink
 from faerslake.quarters import era_of, parse_quarter, quarter_index
 
 FDA_EXPORTS = "https://fis.fda.gov/content/Exports/"
@@ -221,7 +222,7 @@ def download_quarters(
     dest: Path,
     base_url: str | None = None,
     retries: int = 5,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     *,
     sleep: Callable[[float], None] = time.sleep,
     backoff: float = 2.0,
@@ -234,6 +235,7 @@ def download_quarters(
     is missing on the server or failed; the manifest then lists the good files
     and, under ``missing`` / ``failed``, what went wrong. A rerun resumes.
     """
+    log = sink(log, __name__)
     if not quarters:
         raise FaerslakeError("give the quarters to download, e.g. --quarters 2004Q1:2026Q2")
     if retries < 0:

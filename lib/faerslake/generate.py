@@ -44,8 +44,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faerslake.config import DEFAULT_STUDY, Study, load_study
+from faerslake.config import Study, default_study_path, load_study
 from faerslake.errors import InputError
+from faerslake.logs import sink
 from faerslake.quarters import era_of, parse_quarter, quarter_index
 
 DEFAULT_QUARTERS = ["2012Q2", "2012Q3", "2012Q4", "2014Q3", "2019Q1"]
@@ -1058,20 +1059,21 @@ def generate(
     seed: int = 20200101,
     quarters: list[str] | None = None,
     as_zip: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> GenerateSummary:
     """Write ``reports`` synthetic cases over ``quarters`` under ``dest`` and ``dest/_truth.json``.
 
     ``reports`` counts cases (each has one or more versions, i.e. reports).
     Same seed and arguments give the same bytes.
     """
+    log = sink(log, __name__)
     t0 = time.perf_counter()
     c0 = time.process_time()
     dest = Path(dest)
     qs = sorted({parse_quarter(q) for q in (quarters or DEFAULT_QUARTERS)}, key=quarter_index)
     if reports < MIN_REPORTS:
         raise InputError(f"--reports {reports} is too small; give at least {MIN_REPORTS} so every quirk fits")
-    study = load_study(DEFAULT_STUDY)
+    study = load_study(default_study_path())
     rng = random.Random(seed)
     layouts = [layout_for(q, i) for i, q in enumerate(qs)]
     _prepare_dest(dest)

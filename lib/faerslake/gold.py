@@ -36,6 +36,7 @@ from faerslake import __version__, stats
 from faerslake.config import DrugMatch, PipelineConfig, Study
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
+from faerslake.logs import sink
 from faerslake.outputs import atomic_write_csv
 from faerslake.quarters import quarter_index, quarter_range
 from faerslake.tables import Warehouse
@@ -373,16 +374,26 @@ def _safe_qi(q: str) -> int:
 # --------------------------------------------------------------------------- #
 # the study
 # --------------------------------------------------------------------------- #
+def gold_tables(study: Study) -> list[str]:
+    """The gold tables a study writes, as ``<study>/<table>`` names."""
+    return [f"{study.name}/{t}" for t in ("cohort_members", "cohort_results", "mantel_haenszel")]
+
+
 def run_study(
     spark,
     warehouse: str,
     study: Study,
     output: str,
     cfg: PipelineConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    failed_quarters: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Silver -> gold for one study; returns the cohort results (pandas, one
-    row per cohort in study order) and writes the tables, CSVs and report."""
+    row per cohort in study order) and writes the tables, CSVs and report.
+
+    ``failed_quarters`` (quarter -> reason: what this run's ingest could not
+    use) is listed in the report."""
+    log = sink(log, __name__)
     from faerslake.config import TableSettings
     from faerslake.report import write_report
 
@@ -443,8 +454,8 @@ def run_study(
     atomic_write_csv(out_dir / "mantel_haenszel.csv", mh)
 
     versions.update(ctx.pop("upstream_versions"))
-    for name in ("cohort_members", "cohort_results", "mantel_haenszel"):
-        versions[f"gold/{study.name}/{name}"] = wh.version(spark, "gold", f"{study.name}/{name}")
+    for name in gold_tables(study):
+        versions[f"gold/{name}"] = wh.version(spark, "gold", name)
     ctx.update({
         "study": study,
         "warehouse": warehouse,
@@ -452,6 +463,7 @@ def run_study(
         "quarters_text": _quarter_ranges(quarters),
         "table_versions": versions,
         "mantel_haenszel": mh,
+        "failed_quarters": dict(failed_quarters or {}),
         "faerslake_version": __version__,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     })

@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from faerslake.config import PipelineConfig, Study, load_pipeline_config
+from faerslake.logs import sink
 from faerslake.outputs import atomic_write_csv
+from faerslake.runrecord import RunRecord
 from faerslake.tables import Warehouse
 
 AUDIT_COLUMNS = ["quarter", "table", "source_file", "lines_read", "rows_loaded",
@@ -53,12 +55,23 @@ def run(
     force: bool = False,
     strict_dedup: bool | None = None,
     cfg: PipelineConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
+    record: RunRecord | None = None,
 ) -> pd.DataFrame:
-    """Run the whole pipeline; return the cohort results (one row per cohort)."""
-    from faerslake.gold import run_study
+    """Run the whole pipeline; return the cohort results (one row per cohort).
+
+    Quarters that could not be ingested do not stop the run: they are in
+    ``OUT/ingest_failures.csv``, the report and ``record.failed_quarters``
+    (the CLI exits with :data:`~faerslake.runrecord.EXIT_PARTIAL` then).
+    ``record``, when given, receives each stage's seconds, row counts and
+    table versions (``OUT/run.json``)."""
+    from faerslake.gold import gold_tables, run_study
     from faerslake.ingest import ingest
-    from faerslake.silver import build
+    from faerslake.ingest.bronze import ALL_TABLES
+    from faerslake.silver import SILVER_TABLES, build
+
+    say = sink(log, __name__)
+    record = record if record is not None else RunRecord("run")
 
     cfg = cfg or load_pipeline_config()
     if strict_dedup is None:
@@ -67,30 +80,45 @@ def run(
     out = Path(output)
     t0 = time.time()
 
-    log(f"[1/3] ingest {source} -> {wh.path('bronze', '')}")
+    say(f"[1/3] ingest {source} -> {wh.path('bronze', '')}")
     ingested = ingest(spark, source, warehouse, quarters=quarters, force=force, cfg=cfg, log=log)
     audit = audit_frame(spark, wh, quarters)
     atomic_write_csv(out / "ingest_audit.csv", audit)
     # quarters whose zip could not be used have no audit row: say so beside it
     failed = pd.DataFrame(sorted(ingested.quarters_failed.items()), columns=["quarter", "reason"])
     atomic_write_csv(out / "ingest_failures.csv", failed)
+    record.failed_quarters.update(ingested.quarters_failed)
     if len(failed):
-        log(f"[1/3] {len(failed)} quarters could not be ingested (see {out / 'ingest_failures.csv'}): "
+        say(f"warning: [1/3] {len(failed)} quarters could not be ingested (see {out / 'ingest_failures.csv'}): "
             + ", ".join(failed["quarter"]))
-    log(f"[1/3] ingest done: {len(audit)} table files, {int(audit['rows_loaded'].sum()) if len(audit) else 0} rows "
-        f"loaded, {int(audit['rows_quarantined'].sum()) if len(audit) else 0} quarantined ({time.time() - t0:.0f}s)")
+    loaded = int(audit["rows_loaded"].sum()) if len(audit) else 0
+    quarantined = int(audit["rows_quarantined"].sum()) if len(audit) else 0
+    say(f"[1/3] ingest done: {len(audit)} table files, {loaded} rows "
+        f"loaded, {quarantined} quarantined ({time.time() - t0:.0f}s)")
+    record.stage("ingest", time.time() - t0, table_files=len(audit), rows_loaded=loaded,
+                 rows_quarantined=quarantined, quarters_ingested=len(ingested.quarters_ingested),
+                 quarters_skipped=len(ingested.quarters_skipped), quarters_failed=len(failed))
+    record.versions("bronze", ALL_TABLES, spark, wh)
 
     t1 = time.time()
-    log(f"[2/3] build silver (strict de-duplication {'on' if strict_dedup else 'off'})")
+    say(f"[2/3] build silver (strict de-duplication {'on' if strict_dedup else 'off'})")
     result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log)
     summary = result.dedup_summary
     atomic_write_csv(out / "dedup_summary.csv", summary)
     kept = int(summary.loc[summary["scope"] == "all", "reports_kept"].iloc[0]) if len(summary) else 0
-    log(f"[2/3] build done: {kept} reports kept ({time.time() - t1:.0f}s)")
+    say(f"[2/3] build done: {kept} reports kept ({time.time() - t1:.0f}s)")
+    record.stage("build", time.time() - t1, skipped=result.skipped, reports_kept=kept,
+                 rows={k: int(v) for k, v in result.rows.items()})
+    record.versions("silver", [*SILVER_TABLES, "build_state"], spark, wh)
 
     t2 = time.time()
-    log(f"[3/3] study {study.name}")
-    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log)
-    log(f"[3/3] study done ({time.time() - t2:.0f}s); outputs in {out / study.name}; "
+    say(f"[3/3] study {study.name}")
+    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log,
+                        failed_quarters=ingested.quarters_failed)
+    record.stage("study", time.time() - t2, cohorts=len(results),
+                 exposed_reports=int(results["exposed_reports"].sum()) if len(results) else 0,
+                 control_reports=int(results["control_reports"].sum()) if len(results) else 0)
+    record.versions("gold", gold_tables(study), spark, wh)
+    say(f"[3/3] study done ({time.time() - t2:.0f}s); outputs in {out / study.name}; "
         f"total {time.time() - t0:.0f}s")
     return results

@@ -187,6 +187,12 @@ def _data_section(ctx: dict[str, Any]) -> Section:
     qt = ctx.get("quarters_text") or (", ".join(quarters) if quarters else None)
     sec.blocks.append(f"Quarters covered: {qt or NOT_AVAILABLE}"
                       + (f" ({len(quarters)} quarter{'s' if len(quarters) != 1 else ''})." if quarters else "."))
+    failed = ctx.get("failed_quarters") or {}
+    if failed:
+        sec.blocks.append(f"Warning: {len(failed)} quarter{'s' if len(failed) != 1 else ''} could not be ingested "
+                          "in this run and are missing from every count below (also in "
+                          "`ingest_failures.csv`):")
+        sec.blocks.append(Table(["quarter", "reason"], [[q, r] for q, r in sorted(failed.items())]))
     audit = ctx.get("audit_totals")
     if audit:
         header = ["table files", "quarters", "lines read", "rows loaded", "rows repaired",

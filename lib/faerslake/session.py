@@ -93,7 +93,7 @@ def _active_session():
         from pyspark.sql import SparkSession
     except ImportError:
         raise EnvironmentProblem(
-            "PySpark is not installed: run 'make install' (or pip install 'faerslake[spark]')."
+            "PySpark is not installed: run 'make install' (or, from a checkout, pip install -e '.[spark]')."
         ) from None
     return SparkSession.getActiveSession()
 

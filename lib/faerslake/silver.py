@@ -62,6 +62,7 @@ from pyspark.sql import types as T
 from faerslake.config import PipelineConfig
 from faerslake.errors import FaerslakeError, InputError
 from faerslake.faults import checkpoint
+from faerslake.logs import sink
 from faerslake.normalise import (
     age_years,
     clean_code,
@@ -530,7 +531,7 @@ def build(
     warehouse: str,
     strict_dedup: bool = False,
     cfg: PipelineConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     force: bool = False,
 ) -> BuildResult:
     """Bronze -> ``WH/silver/*`` (reports, drugs, indications, reactions,
@@ -539,6 +540,7 @@ def build(
     A full rebuild each time bronze changed (de-duplication is global); a
     no-op when no bronze table changed since the last build with the same
     ``strict_dedup`` (``force=True`` rebuilds anyway)."""
+    log = sink(log, __name__)
     t0 = time.monotonic()
     cfg = cfg or PipelineConfig()
     wh = Warehouse(warehouse, cfg.tables)

@@ -54,6 +54,7 @@ from faerslake.ingest.parse import (
     repair_lines,
     set_aside,
 )
+from faerslake.logs import sink
 from faerslake.quarters import era_of
 from faerslake.tables import Warehouse
 
@@ -153,9 +154,10 @@ def ingest(
     quarters: list[str] | None = None,
     force: bool = False,
     cfg: PipelineConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> IngestResult:
     """Ingest the FDA quarterly files under ``source`` into ``warehouse``'s bronze tables."""
+    log = sink(log, __name__)
     t0 = time.time()
     cfg = cfg or PipelineConfig()
     settings = cfg.ingest
