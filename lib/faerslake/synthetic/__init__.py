@@ -1,0 +1,164 @@
+"""Synthetic FAERS / legacy AERS quarterly releases, with the answers.
+
+Place in the pipeline: the *source* end. ``faerslake generate`` writes
+quarters in FDA's exact layouts (:mod:`.layouts`) so that ``ingest -> build ->
+study`` can be run and tested end to end without FDA's 3.5 GB archive. Beside
+the quarters it writes ``_truth.json``: what a correct pipeline must report for
+them, computed from the generator's own model of each case while the case is
+created (:mod:`.truth`, the spec rules in plain Python), never by re-reading
+files.
+
+``_truth.json`` keys (all for the default study, strict de-duplication off):
+``cohorts`` {cohort: exposed_reports, exposed_events, control_reports,
+control_events} in study order; ``dedup`` {"all" and each quarter:
+reports_read, removed_deleted, removed_older_versions, reports_kept};
+``ingest`` one entry per table file (quarter, table, file as
+``container/dir/NAME`` or ``NAME.zip!/dir/NAME``, lines_read, rows_loaded,
+rows_repaired, lines_repaired, rows_quarantined); ``deleted_cases``
+(distinct ids over all lists, and per list its lines); ``silver_rows`` (rows
+of the kept reports per silver table); ``kept_by_era``; ``generator`` (seed,
+reports, quarters, as_zip).
+
+Scale: cases are created in order of the quarter where they start; a case's
+versions lie within ``WINDOW`` later quarters (a hand-placed few one more), so
+only those quarters' files are open at once and a quarter is closed (and
+zipped) as soon as no later case can write into it. Memory holds one case at a
+time plus counters and the deleted-case lists.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faerslake.config import Study, default_study_path, load_study
+from faerslake.errors import InputError
+from faerslake.logs import sink
+from faerslake.quarters import parse_quarter, quarter_index
+from faerslake.synthetic.cases import CaseGenerator
+from faerslake.synthetic.layouts import TABLES, ReleaseLayout, layout_for
+from faerslake.synthetic.model import Report
+from faerslake.synthetic.quirks import QUIRKS, WINDOW, quirk_cases
+from faerslake.synthetic.truth import (
+    Truth,
+    drug_matches,
+    drug_row_matches,
+    kept_order_key,
+    norm_drug_text,
+    norm_pt_text,
+    report_cohort_flags,
+)
+from faerslake.synthetic.writer import ReleaseWriter, prepare_dest
+
+DEFAULT_QUARTERS = ["2012Q2", "2012Q3", "2012Q4", "2014Q3", "2019Q1"]
+MIN_REPORTS = 60
+TRUTH_VERSION = 1
+LOGGER = "faerslake.generate"  # the name messages have always been logged under
+
+
+@dataclass
+class GenerateSummary:
+    dest: str
+    quarters: list[str]
+    cases: int
+    reports: int
+    rows: int
+    bytes_written: int
+    seconds: float
+    rows_per_second: float
+    containers: list[str] = field(default_factory=list)
+    truth: str = ""
+    cpu_seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (f"{self.cases} cases, {self.reports} reports, {self.rows} rows in "
+                f"{len(self.quarters)} quarters ({', '.join(self.quarters)}) to {self.dest} "
+                f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s; "
+                f"{self.rows / max(self.cpu_seconds, 1e-9):,.0f} rows per CPU second)")
+
+
+def generate(
+    dest: Path,
+    reports: int,
+    seed: int = 20200101,
+    quarters: list[str] | None = None,
+    as_zip: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> GenerateSummary:
+    """Write ``reports`` synthetic cases over ``quarters`` under ``dest`` and ``dest/_truth.json``.
+
+    ``reports`` counts cases (each has one or more versions, i.e. reports).
+    Same seed and arguments give the same bytes.
+    """
+    log = sink(log, LOGGER)
+    t0, c0 = time.perf_counter(), time.process_time()
+    dest = Path(dest)
+    qs = sorted({parse_quarter(q) for q in (quarters or DEFAULT_QUARTERS)}, key=quarter_index)
+    if reports < MIN_REPORTS:
+        raise InputError(f"--reports {reports} is too small; give at least {MIN_REPORTS} so every quirk fits")
+    study = load_study(default_study_path())
+    rng = random.Random(seed)
+    layouts = [layout_for(q, i) for i, q in enumerate(qs)]
+    prepare_dest(dest)
+    gen = CaseGenerator(rng, qs, layouts, study)
+    truth = Truth(study, qs)
+    quirks = quirk_cases(layouts)
+    per_pos = _ordinary_cases_per_quarter(reports, len(quirks), len(qs))
+    release = ReleaseWriter(dest, layouts, rng, as_zip, gen.unlisted_deleted_ids(), log)
+    n_cases = n_reports = rows = 0
+    deleted_in_data: set[int] = set()
+    for p0 in range(len(qs)):
+        todo = [name for pos, name in quirks if pos == p0] + [""] * per_pos[p0]
+        rng.shuffle(todo)  # quirks sit among ordinary cases, not at the top of a file
+        for quirk in todo:
+            case = gen.build_case(n_cases, p0, quirk)
+            n_cases += 1
+            n_reports += len(case.reports)
+            release.write_case(case.reports, case.deleted_in)
+            if case.deleted:
+                deleted_in_data.add(case.reports[0].caseid)
+            truth.account_case(case.reports, case.deleted)
+        rows += release.finish(p0)
+    doc = _truth_document(truth, study, release, deleted_in_data, seed, reports, qs, as_zip)
+    truth_path = release.write_truth(doc)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return GenerateSummary(str(dest), qs, n_cases, n_reports, rows, release.bytes_written(), round(secs, 3),
+                           round(rows / secs if secs else 0.0, 1), release.containers, str(truth_path),
+                           cpu_seconds=round(cpu, 3))
+
+
+def _ordinary_cases_per_quarter(reports: int, n_quirks: int, n_quarters: int) -> list[int]:
+    """The cases beside the hand-placed ones, spread evenly over the quarters."""
+    n_free = reports - n_quirks
+    if n_free < 0:
+        raise InputError(f"--reports {reports} is too small for {n_quarters} quarters; give at least {n_quirks}")
+    return [n_free // n_quarters + (1 if i < n_free % n_quarters else 0) for i in range(n_quarters)]
+
+
+def _truth_document(truth: Truth, study: Study, release: ReleaseWriter, deleted_in_data: set[int],
+                    seed: int, reports: int, qs: list[str], as_zip: bool) -> dict:
+    all_deleted = deleted_in_data | {x for ids in release.extra_deleted.values() for x in ids}
+    return {
+        "truth_version": TRUTH_VERSION,
+        "generator": {"seed": seed, "reports": reports, "quarters": qs, "as_zip": as_zip},
+        "study": study.name,
+        "cohort_order": [c.name for c in study.cohorts],
+        "cohorts": truth.cohorts,
+        "excluded_cohort_reports": truth.excluded_reports,
+        "dedup": {"all": truth.dedup_all(), **truth.dedup},
+        "ingest": release.ingest_truth,
+        "deleted_cases": {"distinct_caseids": len(all_deleted), "caseids_in_data": len(deleted_in_data),
+                          "lists": release.deleted_lists},
+        "silver_rows": truth.silver,
+        "kept_by_era": truth.kept_by_era,
+        "containers": release.containers,
+    }
+
+
+__all__ = ["generate", "GenerateSummary", "layout_for", "DEFAULT_QUARTERS", "Report",
+           "norm_pt_text", "norm_drug_text", "drug_matches", "drug_row_matches", "report_cohort_flags",
+           "kept_order_key", "ReleaseLayout", "CaseGenerator", "Truth", "QUIRKS", "quirk_cases",
+           "TABLES", "WINDOW", "MIN_REPORTS", "TRUTH_VERSION"]
