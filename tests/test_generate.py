@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from faerslake.config import DEFAULT_STUDY, load_study
 from faerslake.errors import InputError
-from faerslake.generate import DEFAULT_QUARTERS, generate, layout_for
 from faerslake.quarters import quarter_index
+from faerslake.synthetic import DEFAULT_QUARTERS, generate, layout_for
 
 SEED = 11
 N = 700

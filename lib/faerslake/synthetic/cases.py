@@ -21,6 +21,8 @@ from faerslake.synthetic.quirks import QUIRKS, WINDOW, Placement, Quirk
 
 @dataclass
 class Case:
+    """The reports of one case, oldest first, and the deleted lists that name it."""
+
     reports: list[Report]
     deleted_in: list[int]  # positions of the deleted lists that name the case
 
@@ -42,6 +44,8 @@ class CasePlan:
 
 
 class CaseGenerator:
+    """Builds cases one at a time; keeps the running ISR and legacy drug_seq numbers."""
+
     def __init__(self, rng: random.Random, quarters: list[str], layouts: list[ReleaseLayout], study: Study):
         self.rng = rng
         self.quarters = quarters

@@ -81,6 +81,8 @@ def _copy_differs_in_reactions(last: Report, copy: Report, outcome_pts: list[str
 
 @dataclass(frozen=True)
 class Quirk:
+    """One hand-placed case: what it is, where it goes, and how it plants its quirk."""
+
     kind: str                                   # content kind (CaseGenerator.draw_case_content)
     at: Callable[[Placement], list[int]]        # the start quarters it is placed in
     positions: Callable[[Placement, int], list[int]] = _one  # quarters of its versions
