@@ -8,7 +8,7 @@ SAMPLE := .cache/sample
 OUT ?= out
 WH ?= wh
 
-.PHONY: install run test test-fast lint bench dist clean doctor
+.PHONY: install run test test-quick lint bench dist clean doctor
 
 install: $(VENV)/.installed $(DELTA_JAR)
 
@@ -33,6 +33,11 @@ run: install
 
 test: install
 	$(PY) -m pytest -q tests
+
+# The edit loop: unit tests only, no pipeline, crash, cluster or notebook runs
+# (the modules marked `pipeline` in tests/conftest.py). `make test` is the whole suite.
+test-quick: install
+	$(PY) -m pytest -q -m "not pipeline" tests
 
 lint: install
 	$(VENV)/bin/ruff check lib jobs tests bench
