@@ -40,3 +40,19 @@ def samples() -> Path:
 
 def pytest_configure(config):
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+
+
+# `make test-quick` leaves out what runs a whole stage or the pipeline on files:
+# these modules, and the tests that use a fixture which runs build() or run_study().
+PIPELINE_MODULES = {
+    "test_bundle", "test_cluster", "test_duckdb_reference", "test_end_to_end", "test_faults",
+    "test_ingest_damage", "test_ingest_samples", "test_notebooks", "test_reliability", "test_silver_genuine",
+}
+PIPELINE_FIXTURES = {"built", "study_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in PIPELINE_MODULES or PIPELINE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.pipeline)
