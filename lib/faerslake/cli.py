@@ -15,13 +15,13 @@ some quarters could not be ingested, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
 from faerslake import DELTA_MAVEN, DELTA_VERSION
 from faerslake.config import default_study_path, load_pipeline_config, load_study
 from faerslake.errors import FaerslakeError
+from faerslake.files import has_scheme
 from faerslake.logs import configure, get_logger
 from faerslake.quarters import quarter_range
 from faerslake.runrecord import EXIT_OK, EXIT_PARTIAL, RunRecord, version_text
@@ -270,7 +270,7 @@ def _check_folders(args) -> None:
     """A folder argument that names an existing file is one clear error, not a Spark trace."""
     for opt in ("warehouse", "output", "dest"):
         value = getattr(args, opt, None)
-        if not value or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", value):  # URIs are Spark's to check
+        if not value or has_scheme(value):  # URIs are Spark's to check
             continue
         if Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
             raise FaerslakeError(f"--{opt} {value} is a file, not a folder: pass a folder (it is created if missing).")
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
 
 
 def _write_run_json(record: RunRecord, output: str, status: int, error: str | None) -> None:
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", output):
+    if has_scheme(output):
         return  # outputs are local folders; a URI output is refused before any work
     try:
         path = record.write(output, status, error)

@@ -17,7 +17,6 @@ is used (``urllib``), so this works wherever Python does.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -34,6 +33,7 @@ from typing import IO
 
 from faerslake import __version__
 from faerslake.errors import FaerslakeError
+from faerslake.files import atomic_write_text, sha256_file
 from faerslake.logs import sink
 from faerslake.quarters import era_of, parse_quarter, quarter_index
 
@@ -116,14 +116,6 @@ class _Progress:
 
     def close(self) -> None:
         self._draw(time.monotonic(), end="\n")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _zip_problem(path: Path) -> str | None:
@@ -212,9 +204,7 @@ def _load_manifest(path: Path) -> dict:
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
 
 
 def download_quarters(
@@ -266,7 +256,7 @@ def download_quarters(
         have = entries.get(q)
         if have and (dest / have["file"]).exists():
             f = dest / have["file"]
-            if f.stat().st_size == have["size"] and _sha256(f) == have["sha256"]:
+            if f.stat().st_size == have["size"] and sha256_file(f) == have["sha256"]:
                 log(f"{label}: {have['file']} already downloaded and verified")
                 continue
         present = [n for n in names if (dest / n).exists()]
@@ -305,7 +295,7 @@ def download_quarters(
 
 
 def _entry(q: str, f: Path, url: str) -> dict:
-    return {"file": f.name, "quarter": q, "size": f.stat().st_size, "sha256": _sha256(f), "url": url,
+    return {"file": f.name, "quarter": q, "size": f.stat().st_size, "sha256": sha256_file(f), "url": url,
             "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 

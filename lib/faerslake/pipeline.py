@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from faerslake.config import PipelineConfig, Study, load_pipeline_config
+from faerslake.files import atomic_write_csv
 from faerslake.logs import sink
-from faerslake.outputs import atomic_write_csv
 from faerslake.runrecord import RunRecord
 from faerslake.tables import Warehouse
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from faerslake import __version__
-from faerslake.outputs import atomic_write_text
+from faerslake.files import atomic_write_text
 
 # Exit codes (also in the README): 0 success; 2 a configuration or input error
 # (or a command-line error); 3 an environment problem (Java, Spark, Delta,

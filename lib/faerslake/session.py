@@ -29,6 +29,7 @@ from pathlib import Path
 from faerslake import DELTA_MAVEN
 from faerslake.config import REPO_ROOT, SparkSettings
 from faerslake.errors import EnvironmentProblem
+from faerslake.files import atomic_write_text
 
 MIN_JAVA = 17
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -132,11 +133,7 @@ def _remember_jars(spark) -> None:
     jars = [j for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
     if any("delta-spark" in j for j in jars):
         try:
-            f = _jar_list_file()
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix(".tmp")
-            tmp.write_text("\n".join(jars) + "\n")
-            tmp.replace(f)
+            atomic_write_text(_jar_list_file(), "\n".join(jars) + "\n")
         except OSError:
             pass  # only a start-up speed-up
 
