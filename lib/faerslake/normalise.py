@@ -2,7 +2,8 @@
 
 Used by ``faerslake.silver`` when bronze (all STRING, as FDA wrote it) becomes
 silver, and by anyone who must compare text the way silver does (a study's
-term lists are normalised with the same rules). Every helper takes a column
+term lists are not: ``config.study._normalise_terms`` uses ``strip().upper()``,
+see there and ``norm_drug``). Every helper takes a column
 name or a :class:`Column` and returns a :class:`Column`; nothing here runs
 Python per row. Casts are ``try_cast``/``try_to_date`` because Spark 4 runs in
 ANSI mode, where a plain cast of junk text fails the whole job.
@@ -69,6 +70,14 @@ def norm_drug(col: str | Column) -> Column:
     A ``\\``-joined prod_ai list stays one text: a token matches it as a
     substring of the whole list, which is what spec §1 asks for.
     """
+    # Study tokens (exposure / exclusion drug tokens) are NOT normalised by this
+    # rule: config.study._normalise_terms only does str.strip().upper(), with no
+    # inner white-space collapsing and no trailing-period removal, and strip()
+    # trims more Unicode white space than _WS_CHARS. A token with two inner
+    # spaces or a tab never matches this text; one ending in "." never matches
+    # where the period was the text's last character.
+    # normalise.py has no plain-Python twin; generate.norm_drug_text (the test
+    # oracle) is the nearest, and it too splits on all Unicode white space.
     # One regular expression per value at most: this runs on every drug row.
     s = F.trim(F.regexp_replace(F.upper(_c(col)), f"{_WS}+", " "))
     # Periods may be separated by spaces ("COSMETIC . ."); drop them all, then

@@ -1,0 +1,201 @@
+"""Study files (``conf/studies/*.yaml``): the exposure, the cohorts, the outcome.
+
+A study is read with the typed loader, checked, and its terms normalised so
+that gold compares them with silver's normalised text (spec §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faerslake.config.pipeline import REPO_ROOT, PipelineConfig
+from faerslake.config.typed_yaml import _build, _read_yaml
+from faerslake.errors import ConfigError
+
+
+@functools.lru_cache(maxsize=1)
+def default_study_path() -> Path:
+    """``conf/studies/botox_depression.yaml`` of a checkout, else the copy shipped
+    as package data (installed wheel, Databricks; a ``--py-files`` zip, whose copy
+    is written once to a temp folder because a file inside a zip has no path)."""
+    in_repo = REPO_ROOT / "conf" / "studies" / "botox_depression.yaml"
+    if in_repo.exists():
+        return in_repo
+    from importlib.resources import files
+
+    packaged = files("faerslake") / "resources" / "botox_depression.yaml"
+    if isinstance(packaged, Path):
+        return packaged
+    data = packaged.read_bytes()
+    dest = Path(tempfile.gettempdir()) / f"faerslake-{hashlib.sha256(data).hexdigest()[:16]}" / packaged.name
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    return dest
+
+
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_STUDY`` is found when first asked for, not at import time."""
+    if name == "DEFAULT_STUDY":
+        return default_study_path()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True)
+class DrugMatch:
+    """Tokens matched as substrings of normalised drugname / prod_ai (spec §1)."""
+
+    tokens: list[str]
+    exclude_tokens: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    name: str
+    indications: list[str]
+
+
+@dataclass(frozen=True)
+class Exclusions:
+    enabled: bool = True
+    # a report is excluded when one of its INDI PTs is an outcome PT
+    outcome_indications: bool = True
+    # ... or one of its drug rows matches one of these tokens
+    drug_tokens: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    exposure: DrugMatch
+    cohorts: list[Cohort]
+    outcome_pts: list[str]
+    description: str = ""
+    exclusions: Exclusions = field(default_factory=Exclusions)
+    # optional: only drug rows with these role codes count as exposure
+    exposure_role_codes: list[str] | None = None
+    # optional: "2004Q1:2019Q4" — only reports of these quarters
+    period: str | None = None
+    strict_dedup: bool | None = None
+    # published figures to print beside ours (free-form, per cohort)
+    published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_path: str | None = None
+    sha256: str | None = None
+
+
+_QUARTER_RANGE = re.compile(r"^\d{4}Q[1-4](:\d{4}Q[1-4])?$")
+# a study name becomes a folder under OUTPUT and gold table names: no path parts
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def load_study(path: str | Path | None = None) -> Study:
+    """Load and validate a study file (default: ``conf/studies/botox_depression.yaml``).
+
+    The study's name is the file's stem. Terms are upper-cased and trimmed, so
+    every comparison is made on normalised text (spec §1).
+    """
+    p = Path(path) if path is not None else default_study_path()
+    study, raw = _parse(p)
+    return dataclasses.replace(
+        _normalise_terms(study, str(p)),
+        source_path=str(p.resolve()),
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _parse(p: Path) -> tuple[Study, bytes]:
+    """The file as a :class:`Study` (terms as written) and its bytes."""
+    data, raw = _read_yaml(p)
+    src = str(p)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{src}: the file should be a mapping of study keys")
+    data = dict(data)
+    data.setdefault("name", p.stem)
+    cohorts = data.get("cohorts")
+    if isinstance(cohorts, dict):  # `cohorts: {name: [PT, ...]}` in file order
+        data["cohorts"] = [{"name": k, "indications": v} for k, v in cohorts.items()]
+    study = _build(Study, data, "", src)
+    if not _STUDY_NAME.match(study.name):
+        raise ConfigError(
+            f"{src}: key 'name' should be letters, digits, '_', '-' or '.' (it names the output folder), "
+            f"got {study.name!r}"
+        )
+    return study, raw
+
+
+def _normalise_terms(study: Study, src: str) -> Study:
+    """Check every term list and normalise it with ``strip().upper()``.
+
+    This is NOT the rule silver applies to the data (``faerslake.normalise``,
+    Spark only; ``generate.norm_*_text`` is the plain-Python oracle of it):
+    - ``norm_pt`` / ``clean_code`` trim only space, \\t, \\n, \\r, \\v, \\f and the
+      no-break space U+00A0; ``str.strip()`` trims every Unicode white space
+      (also U+001C-U+001F, U+0085, U+1680, U+2000-U+200A, U+2028/9, U+202F,
+      U+205F, U+3000). PTs, indications and role codes agree on the rest.
+    - ``norm_drug`` also collapses inner runs of white space (U+00A0 included)
+      to one space and drops trailing periods; here neither happens, so an
+      exposure / exclusion token with two inner spaces or a tab never matches
+      silver's drug text, and one ending in ``.`` never matches where that
+      period ended the text.
+    The checks run in this order (cohorts, period, tokens) so that the first
+    error reported for a file is the same as it always was.
+    """
+
+    def _norm(terms: list[str], key: str, allow_empty: bool = False) -> list[str]:
+        out = [t.strip().upper() for t in terms]
+        if not allow_empty and not out:
+            raise ConfigError(f"{src}: key '{key}' is an empty list; give at least one term")
+        if any(not t for t in out):
+            raise ConfigError(f"{src}: key '{key}' holds an empty term")
+        return out
+
+    if not study.cohorts:
+        raise ConfigError(f"{src}: key 'cohorts' is empty; give at least one cohort")
+    seen = set()
+    cohorts = []
+    for c in study.cohorts:
+        if c.name in seen:
+            raise ConfigError(f"{src}: cohort '{c.name}' is defined twice")
+        seen.add(c.name)
+        if not c.indications:
+            raise ConfigError(f"{src}: cohort '{c.name}' has no indication terms")
+        cohorts.append(Cohort(c.name, _norm(c.indications, f"cohorts.{c.name}")))
+    if study.period is not None and not _QUARTER_RANGE.match(study.period.upper()):
+        raise ConfigError(f"{src}: key 'period' should look like 2004Q1:2019Q4, got {study.period!r}")
+    excl = study.exclusions
+    roles = study.exposure_role_codes
+    return dataclasses.replace(
+        study,
+        exposure=DrugMatch(
+            _norm(study.exposure.tokens, "exposure.tokens"),
+            _norm(study.exposure.exclude_tokens, "exposure.exclude_tokens", allow_empty=True),
+        ),
+        cohorts=cohorts,
+        outcome_pts=_norm(study.outcome_pts, "outcome_pts"),
+        exclusions=dataclasses.replace(
+            excl, drug_tokens=_norm(excl.drug_tokens, "exclusions.drug_tokens", allow_empty=True)
+        ),
+        exposure_role_codes=_norm(roles, "exposure_role_codes") if roles is not None else None,
+        period=study.period.upper() if study.period else None,
+    )
+
+
+def resolve_strict_dedup(cli_flag: bool | None, study: Study | None, cfg: PipelineConfig) -> bool:
+    """Whether silver de-duplicates strictly; the first that is set wins:
+    the command-line flag, then the study file's ``strict_dedup`` (when a study
+    is run), then ``build.strict_dedup`` of the pipeline settings."""
+    if cli_flag is not None:
+        return cli_flag
+    if study is not None and study.strict_dedup is not None:
+        return study.strict_dedup
+    return cfg.build.strict_dedup
