@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from faerslake import DELTA_MAVEN, DELTA_VERSION
-from faerslake.config import default_study_path, load_pipeline_config, load_study
+from faerslake.config import default_study_path, load_pipeline_config, load_study, resolve_strict_dedup
 from faerslake.errors import FaerslakeError
 from faerslake.files import has_scheme
 from faerslake.logs import configure, get_logger
@@ -232,8 +232,7 @@ def cmd_build(args, cfg, record) -> int:
     from faerslake.silver import build
 
     spark = _spark(cfg, "faerslake-build")
-    strict = cfg.build.strict_dedup if args.strict_dedup is None else args.strict_dedup
-    build(spark, args.warehouse, strict_dedup=strict, cfg=cfg)
+    build(spark, args.warehouse, strict_dedup=resolve_strict_dedup(args.strict_dedup, None, cfg), cfg=cfg)
     return 0
 
 

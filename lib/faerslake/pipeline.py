@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from faerslake.config import PipelineConfig, Study, load_pipeline_config
+from faerslake.config import PipelineConfig, Study, load_pipeline_config, resolve_strict_dedup
 from faerslake.files import atomic_write_csv
 from faerslake.logs import sink
 from faerslake.runrecord import RunRecord
@@ -74,8 +74,7 @@ def run(
     record = record if record is not None else RunRecord("run")
 
     cfg = cfg or load_pipeline_config()
-    if strict_dedup is None:
-        strict_dedup = study.strict_dedup if study.strict_dedup is not None else cfg.build.strict_dedup
+    strict_dedup = resolve_strict_dedup(strict_dedup, study, cfg)
     wh = Warehouse(warehouse, cfg.tables)
     out = Path(output)
     t0 = time.time()
