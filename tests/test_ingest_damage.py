@@ -246,7 +246,7 @@ def test_parallel_staging_equals_serial_and_renumbers_after_a_failed_quarter(spa
     """Quarters staged by worker processes load exactly what one process
     loads, line numbers included, also when a damaged quarter in the middle
     leaves a hole in the file indices (the later quarter's parts are renamed)."""
-    from faerslake.ingest import run as ingest_run
+    from faerslake.ingest import stage as ingest_stage
 
     src = tmp_path / "src"
     src.mkdir()
@@ -259,8 +259,8 @@ def test_parallel_staging_equals_serial_and_renumbers_after_a_failed_quarter(spa
     })
 
     def load(pool: bool, name: str):
-        monkeypatch.setattr(ingest_run, "STAGE_POOL_MIN_BYTES", 0 if pool else 1 << 62)
-        monkeypatch.setattr(ingest_run.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(ingest_stage, "STAGE_POOL_MIN_BYTES", 0 if pool else 1 << 62)
+        monkeypatch.setattr(ingest_stage.os, "cpu_count", lambda: 2)
         wh = Warehouse(str(tmp_path / name))
         logs: list[str] = []
         res = ingest(spark, str(src), wh.root, log=logs.append)

@@ -15,9 +15,9 @@ with C-level operations only (no per-line Python):
   there (Spark must hold a line in memory); parse quarantines it as too long.
 
 The header line (the first non-blank line) is kept on the driver; the data
-lines after it go to part files of at most ``PART_BYTES``, named
-``p<file:6><first line:12>.txt`` so Spark can number lines without a shuffle
-(see ``parse``). The SHA-256 of the original bytes is computed on the way.
+lines after it go to part files of at most ``PART_BYTES``, named by
+:func:`part_name` so Spark can number lines without a shuffle (see
+``parse``). The SHA-256 of the original bytes is computed on the way.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -35,6 +36,28 @@ CHUNK = 4 * 1024 * 1024
 PART_BYTES = 64 * 1024 * 1024
 HEADER_MAX = 1024 * 1024
 BOM = b"\xef\xbb\xbf"
+
+# A part's name says where it starts and how many lines it has, so Spark
+# numbers lines from it and parse checks the count:
+# ``p<file:6><first line:12><lines:12>.txt``. PART_NAME_FIELDS gives each
+# number's (0-based offset, digits) for readers of the name (parse.read_parts).
+_IDX_DIGITS, _LINE_DIGITS = 6, 12
+PART_NAME_FIELDS: dict[str, tuple[int, int]] = {
+    "file_idx": (1, _IDX_DIGITS),
+    "first_line": (1 + _IDX_DIGITS, _LINE_DIGITS),
+    "lines": (1 + _IDX_DIGITS + _LINE_DIGITS, _LINE_DIGITS),
+}
+
+
+def part_name(file_idx: int, first_line: int, lines: int | None = None) -> str:
+    """The name of a staged part; without ``lines``, of a part still being written (``.open``)."""
+    stem = f"p{file_idx:0{_IDX_DIGITS}d}{first_line:0{_LINE_DIGITS}d}"
+    return f"{stem}.open" if lines is None else f"{stem}{lines:0{_LINE_DIGITS}d}.txt"
+
+
+def parse_part_name(name: str) -> tuple[int, int, int]:
+    """``(file_idx, first_line, lines)`` of a finished part's name (see :func:`part_name`)."""
+    return tuple(int(name[start:start + n]) for start, n in PART_NAME_FIELDS.values())  # type: ignore[return-value]
 
 # cp1252 with latin-1 in its five holes: a total byte -> char table.
 _CP1252_TABLE = "".join(
@@ -94,7 +117,7 @@ class _PartWriter:
         self.newlines = 0
 
     def _open(self) -> None:
-        p = self.out_dir / f"p{self.file_idx:06d}{self.next_line:012d}.open"
+        p = self.out_dir / part_name(self.file_idx, self.next_line)
         self.fh = open(p, "wb")  # noqa: SIM115 - closed in _close
         self.parts.append(Part(p, self.next_line))
         self.size = 0
@@ -103,11 +126,9 @@ class _PartWriter:
         if self.fh is not None:
             self.fh.close()
             self.fh = None
-            # the name says where the part starts and how many lines it has:
-            # Spark numbers lines from it and parse checks the count
             part = self.parts[-1]
             part.lines = self.next_line - part.first_line + (1 if self.last_byte not in (b"", b"\n") else 0)
-            final = self.out_dir / f"p{self.file_idx:06d}{part.first_line:012d}{part.lines:012d}.txt"
+            final = self.out_dir / part_name(self.file_idx, part.first_line, part.lines)
             part.path.rename(final)
             part.path = final
 
@@ -175,114 +196,17 @@ def stage_stream(
     sha = hashlib.sha256()
     counter = [0]
     chunks = _chunks(stream, sha, counter)
-    cap = max(max_line_chars + 1, CHUNK)
-
-    # ---- header: the first non-blank line -------------------------------- #
-    buf = b""
-    header: str | None = None
-    header_line = 0
-    consumed_lines = 0
-    first = True
-    eof = False
-    while header is None:
-        nl = buf.find(b"\n")
-        if nl < 0:
-            if len(buf) > HEADER_MAX or eof:
-                line, buf = buf[:HEADER_MAX], b""
-                if eof and not line:
-                    break
-                # an over-long first line: keep its start as the "header"
-                # (parse will find no key column) and skip to its end
-                if not eof:
-                    for b in chunks:
-                        k = b.find(b"\n")
-                        if k >= 0:
-                            buf = b[k + 1 :]
-                            break
-                    else:
-                        eof = True
-                consumed_lines += 1
-                text = decode_bytes(line.replace(b"\r", b""))
-                if text.strip():
-                    header, header_line = text, consumed_lines
-                continue
-            try:
-                b = next(chunks)
-            except StopIteration:
-                eof = True
-                continue
-            if first:
-                first = False
-                if b.startswith(BOM):
-                    b = b[3:]
-            buf += b
-            continue
-        line, buf = buf[:nl], buf[nl + 1 :]
-        consumed_lines += 1
-        text = decode_bytes(line.rstrip(b"\r"))
-        if not text.strip():
-            continue
-        if header_is_optional and text.strip().isdigit():
-            # no header: this line is data; put it back
-            buf = line + b"\n" + buf
-            consumed_lines -= 1
-            header_line = consumed_lines
-            break
-        header, header_line = text, consumed_lines
-    if header is None and not header_is_optional:
-        header_line = 0
-
-    # ---- data lines ------------------------------------------------------- #
-    first_data_line = consumed_lines + 1
-    writer = _PartWriter(out_dir, file_idx, first_data_line, part_bytes)
-    cur_len = 0  # bytes of the current (unfinished) line already written
-    skipping = False
-    cut_lines = 0
-    carry = b""
-
-    def feed(raw: bytes) -> None:
-        nonlocal cur_len, skipping, cut_lines
-        if skipping:
-            k = raw.find(b"\n")
-            if k < 0:
-                return
-            raw = raw[k:]
-            skipping = False
-        k = raw.find(b"\n")
-        head = k if k >= 0 else len(raw)
-        if cur_len + head > cap:
-            keep = max(cap - cur_len, 0)
-            writer.write(_to_utf8(raw[:keep]))
-            cut_lines += 1
-            if k < 0:
-                skipping = True
-                cur_len += keep
-                return
-            raw = raw[k:]
-            cur_len = 0
-        writer.write(_to_utf8(raw))
-        last = raw.rfind(b"\n")
-        cur_len = len(raw) - last - 1 if last >= 0 else cur_len + len(raw)
-
-    pending = [buf] if buf else []
+    header, consumed_lines, rest = _read_header(chunks, header_is_optional)
+    writer = _PartWriter(out_dir, file_idx, consumed_lines + 1, part_bytes)
     try:
-        for raw in _chain(pending, chunks):
-            if first:
-                first = False
-                if raw.startswith(BOM):
-                    raw = raw[3:]
-            raw = carry + raw
-            carry = b""
-            if raw.endswith(b"\r"):
-                carry, raw = b"\r", raw[:-1]
-            feed(raw.replace(b"\r\n", b"\n"))
+        cut_lines = _copy_data_lines(_chain([rest] if rest else [], chunks), writer,
+                                     max(max_line_chars + 1, CHUNK))
     finally:
         data_lines = writer.finish()
-    # a lone CR at the very end is a line end, not data
     return StagedFile(
         file_idx=file_idx,
         header=header,
-        header_line=header_line if header is not None else 0,
+        header_line=consumed_lines if header is not None else 0,
         data_lines=data_lines,
         total_lines=consumed_lines + data_lines,
         lines_cut=cut_lines,
@@ -290,6 +214,107 @@ def stage_stream(
         size_bytes=counter[0],
         parts=writer.parts,
     )
+
+
+def _read_header(chunks: Iterator[bytes], header_is_optional: bool) -> tuple[str | None, int, bytes]:
+    """The first non-blank line: ``(header or None, lines consumed, the bytes after them)``.
+
+    The header is the last line consumed; without one, every line consumed was blank
+    (or, for ``header_is_optional``, the first non-blank line is a number and stays data).
+    """
+    buf = b""
+    consumed = 0
+    first = True
+    eof = False
+    while True:
+        nl = buf.find(b"\n")
+        if nl >= 0:
+            line, buf = buf[:nl], buf[nl + 1 :]
+            consumed += 1
+            text = decode_bytes(line.rstrip(b"\r"))
+            if not text.strip():
+                continue
+            if header_is_optional and text.strip().isdigit():
+                return None, consumed - 1, line + b"\n" + buf  # no header: this line is data
+            return text, consumed, buf
+        if len(buf) > HEADER_MAX or eof:
+            if eof and not buf:
+                return None, consumed, b""
+            # an over-long first line: keep its start as the "header"
+            # (parse will find no key column) and skip to its end
+            line = buf[:HEADER_MAX]
+            buf, eof = (b"", True) if eof else _after_line_end(chunks)
+            consumed += 1
+            text = decode_bytes(line.replace(b"\r", b""))
+            if text.strip():
+                return text, consumed, buf
+            continue
+        b = next(chunks, None)
+        if b is None:
+            eof = True
+            continue
+        if first:
+            first = False
+            if b.startswith(BOM):
+                b = b[3:]
+        buf += b
+
+
+def _after_line_end(chunks: Iterator[bytes]) -> tuple[bytes, bool]:
+    """Skip to the next line end: ``(the bytes after it, False)``, or ``(b"", True)`` at the end."""
+    for b in chunks:
+        k = b.find(b"\n")
+        if k >= 0:
+            return b[k + 1 :], False
+    return b"", True
+
+
+def _copy_data_lines(pieces: Iterable[bytes], writer: _PartWriter, cap: int) -> int:
+    """Write the data lines to ``writer`` as UTF-8 with LF line ends; returns the lines cut at ``cap`` bytes."""
+    cutter = _LineCutter(writer, cap)
+    carry = b""
+    for raw in pieces:
+        # a CR ending a chunk may be the first half of a CRLF: hold it for the
+        # next chunk; a lone CR at the very end is a line end, not data
+        raw = carry + raw
+        carry = b""
+        if raw.endswith(b"\r"):
+            carry, raw = b"\r", raw[:-1]
+        cutter.feed(raw.replace(b"\r\n", b"\n"))
+    return cutter.lines_cut
+
+
+class _LineCutter:
+    """Feeds LF-ended bytes to a writer, keeping the first ``cap`` bytes of a longer line."""
+
+    def __init__(self, writer: _PartWriter, cap: int):
+        self.writer, self.cap = writer, cap
+        self.cur_len = 0  # bytes of the current (unfinished) line already written
+        self.skipping = False  # inside a line already cut: drop until its end
+        self.lines_cut = 0
+
+    def feed(self, raw: bytes) -> None:
+        if self.skipping:
+            k = raw.find(b"\n")
+            if k < 0:
+                return
+            raw = raw[k:]
+            self.skipping = False
+        k = raw.find(b"\n")
+        head = k if k >= 0 else len(raw)
+        if self.cur_len + head > self.cap:
+            keep = max(self.cap - self.cur_len, 0)
+            self.writer.write(_to_utf8(raw[:keep]))
+            self.lines_cut += 1
+            if k < 0:
+                self.skipping = True
+                self.cur_len += keep
+                return
+            raw = raw[k:]
+            self.cur_len = 0
+        self.writer.write(_to_utf8(raw))
+        last = raw.rfind(b"\n")
+        self.cur_len = len(raw) - last - 1 if last >= 0 else self.cur_len + len(raw)
 
 
 @dataclass(frozen=True)
@@ -335,7 +360,8 @@ def renumber(staged: StagedFile, file_idx: int) -> None:
     if staged.file_idx == file_idx:
         return
     for p in staged.parts:
-        new = p.path.with_name(f"p{file_idx:06d}{p.path.name[7:]}")
+        _, first_line, lines = parse_part_name(p.path.name)
+        new = p.path.with_name(part_name(file_idx, first_line, lines))
         p.path.rename(new)
         p.path = new
     staged.file_idx = file_idx
@@ -368,9 +394,7 @@ class _ZipMember:
     def read(self, n: int = -1) -> bytes:
         try:
             return self.fh.read(n)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise StagingError(f"{self.path.name}!/{self.member} is damaged ({e}); download the zip again") from None
-        except Exception as e:  # zlib.error and friends
+        except Exception as e:  # BadZipFile, OSError, EOFError, ValueError, zlib.error and friends
             raise StagingError(f"{self.path.name}!/{self.member} is damaged ({e}); download the zip again") from None
 
     def __exit__(self, *exc):

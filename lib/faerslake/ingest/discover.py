@@ -73,6 +73,11 @@ class QuarterFiles:
     def era(self) -> str:
         return era_of(self.quarter)
 
+    @property
+    def text_bytes(self) -> int:
+        """Bytes of table text of the quarter (inflated size of zip members)."""
+        return sum(tf.member_size if tf.member_size is not None else tf.source.size for tf in self.files)
+
 
 @dataclass
 class Discovery:
@@ -173,90 +178,109 @@ def _folder_quarter(parts: list[str]) -> str | None:
     return None
 
 
+@dataclass
+class _Found:
+    """What the walk over a source found, before grouping by quarter."""
+
+    files: list[TableFile] = field(default_factory=list)
+    failed: list[tuple[str, str, Source]] = field(default_factory=list)  # (quarter, why, zip)
+    ignored: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
 def discover(source: str, settings: IngestSettings, quarters: list[str] | None = None) -> Discovery:
     """Find every table file and deleted list under ``source``, grouped by quarter."""
-    root = local_root(source)
-    wanted = set(quarters) if quarters else None
-    found: list[TableFile] = []
-    failed: dict[str, str] = {}
-    ignored: list[str] = []
-    warnings: list[str] = []
-    zip_sources: dict[str, Source] = {}
-
-    if root.is_file():
-        base = root.parent
-        paths = [root]
-    else:
-        base = root
-        paths = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-            paths.extend(Path(dirpath) / f for f in sorted(filenames))
-
+    found = _Found()
+    base, paths = _walk(local_root(source))
     for path in paths:
         rel = path.relative_to(base).as_posix()
-        parts = rel.split("/")
-        if path.name.startswith("."):
-            continue
         if path.suffix.lower() == ".zip":
-            zq = _ZIP_QUARTER.search(path.name)
-            zip_quarter = f"{zq.group(1)}Q{zq.group(2)}" if zq else None
-            src = Source(path, rel, "zip", path.stat().st_size)
-            zip_sources[rel] = src
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    problem = _check_zip(zf, rel, settings)
-                    infos = zf.infolist()
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                problem = f"{rel} is not a readable zip ({e}); download it again"
-                infos = []
-            if problem:
-                if zip_quarter is None:
-                    warnings.append(problem + " (no quarter in its name; skipped)")
-                elif wanted is None or zip_quarter in wanted:
-                    failed[zip_quarter] = problem
-                    # keep the source so the quarter is reported with its zip
-                    found.append(TableFile(zip_quarter, "", rel, src))
-                continue
-            for info in infos:
-                if info.is_dir():
-                    continue
-                mparts = PurePosixPath(info.filename.replace("\\", "/")).parts
-                kind = _classify(list(mparts))
-                disp = f"{rel}!/{info.filename}"
-                if kind is None:
-                    ignored.append(disp)
-                    continue
-                table, q = kind
-                q = zip_quarter or q
-                if q is None:
-                    warnings.append(f"{disp}: cannot tell its quarter; ignored")
-                    ignored.append(disp)
-                    continue
-                found.append(TableFile(q, table, disp, src, info.filename, info.file_size))
+            _zip_members(path, rel, settings, found)
+        else:
+            _loose_file(path, rel, found)
+    out = _group_by_quarter(found, set(quarters) if quarters else None, source)
+    for q, qf in out.items():
+        # a quarter without one of the seven tables is loaded, but said: its
+        # rows of that table (if any were ingested before) are replaced by none
+        missing = [t.upper() for t in TABLES if not any(tf.table == t for tf in qf.files)]
+        if missing and not qf.problem and len(missing) < len(TABLES):
+            found.warnings.append(f"{q} has no {', '.join(missing)} file; bronze "
+                                  f"{', '.join(m.lower() for m in missing)} will hold no rows of {q}")
+    return Discovery(dict(sorted(out.items(), key=lambda kv: quarter_index(kv[0]))), found.ignored, found.warnings)
+
+
+def _walk(root: Path) -> tuple[Path, list[Path]]:
+    """``(base, files)``: the files under ``root`` (or ``root`` itself) in a stable
+    order, without hidden ones and folders starting with ``.`` or ``_``."""
+    if root.is_file():
+        return root.parent, [root] if not root.name.startswith(".") else []
+    paths: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        paths.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return root, paths
+
+
+def _zip_members(path: Path, rel: str, settings: IngestSettings, found: _Found) -> None:
+    """Record the table files inside the zip ``path``, or why its quarter cannot be ingested."""
+    zq = _ZIP_QUARTER.search(path.name)
+    zip_quarter = f"{zq.group(1)}Q{zq.group(2)}" if zq else None
+    src = Source(path, rel, "zip", path.stat().st_size)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            problem = _check_zip(zf, rel, settings)
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        problem = f"{rel} is not a readable zip ({e}); download it again"
+    if problem:
+        if zip_quarter is None:
+            found.warnings.append(problem + " (no quarter in its name; skipped)")
+        else:
+            found.failed.append((zip_quarter, problem, src))
+        return
+    for info in infos:
+        if info.is_dir():
             continue
-        kind = _classify(parts)
+        kind = _classify(list(PurePosixPath(info.filename.replace("\\", "/")).parts))
+        disp = f"{rel}!/{info.filename}"
         if kind is None:
-            ignored.append(rel)
+            found.ignored.append(disp)
             continue
         table, q = kind
-        q = q or _folder_quarter(parts)
+        q = zip_quarter or q
         if q is None:
-            warnings.append(f"{rel}: cannot tell its quarter; ignored")
-            ignored.append(rel)
+            found.warnings.append(f"{disp}: cannot tell its quarter; ignored")
+            found.ignored.append(disp)
             continue
-        found.append(TableFile(q, table, rel, Source(path, rel, "file", path.stat().st_size)))
+        found.files.append(TableFile(q, table, disp, src, info.filename, info.file_size))
 
+
+def _loose_file(path: Path, rel: str, found: _Found) -> None:
+    """Record a table file or deleted list outside a zip (anything else is ignored)."""
+    parts = rel.split("/")
+    kind = _classify(parts)
+    if kind is None:
+        found.ignored.append(rel)
+        return
+    table, q = kind
+    q = q or _folder_quarter(parts)
+    if q is None:
+        found.warnings.append(f"{rel}: cannot tell its quarter; ignored")
+        found.ignored.append(rel)
+        return
+    found.files.append(TableFile(q, table, rel, Source(path, rel, "file", path.stat().st_size)))
+
+
+def _group_by_quarter(found: _Found, wanted: set[str] | None, source: str) -> dict[str, QuarterFiles]:
+    """The found files of the ``wanted`` quarters by quarter; a quarter+table found twice is an error."""
     out: dict[str, QuarterFiles] = {}
     seen: dict[tuple[str, str], TableFile] = {}
-    for tf in found:
+    for tf in found.files:
         if wanted is not None and tf.quarter not in wanted:
             continue
         qf = out.setdefault(tf.quarter, QuarterFiles(tf.quarter))
         if tf.source not in qf.sources:
             qf.sources.append(tf.source)
-        if not tf.table:
-            continue
         if tf.table != DELETED:
             key = (tf.quarter, tf.table)
             if key in seen:
@@ -266,14 +290,11 @@ def discover(source: str, settings: IngestSettings, quarters: list[str] | None =
                 )
             seen[key] = tf
         qf.files.append(tf)
-    for q, problem in failed.items():
-        if q in out:
-            out[q].problem = problem
-    for q, qf in out.items():
-        # a quarter without one of the seven tables is loaded, but said: its
-        # rows of that table (if any were ingested before) are replaced by none
-        missing = [t.upper() for t in TABLES if not any(tf.table == t for tf in qf.files)]
-        if missing and not qf.problem and len(missing) < len(TABLES):
-            warnings.append(f"{q} has no {', '.join(missing)} file; bronze {', '.join(m.lower() for m in missing)} "
-                            f"will hold no rows of {q}")
-    return Discovery(dict(sorted(out.items(), key=lambda kv: quarter_index(kv[0]))), ignored, warnings)
+    for q, problem, src in found.failed:
+        if wanted is not None and q not in wanted:
+            continue
+        qf = out.setdefault(q, QuarterFiles(q))
+        if src not in qf.sources:
+            qf.sources.append(src)  # the quarter is reported with its zip
+        qf.problem = problem
+    return out

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from faerslake.ingest.decode import PART_NAME_FIELDS
 from faerslake.ingest.discover import DELETED
 
 CANONICAL: dict[str, tuple[str, ...]] = {
@@ -167,11 +168,17 @@ def read_parts(spark: SparkSession, paths: list[str]) -> DataFrame:
         F.monotonically_increasing_id().bitwiseAND(F.lit(_MID_MASK)).alias("_idx"),
     )
     return df.select(
-        F.substring("_fn", 2, 6).cast("int").alias("file_idx"),
-        (F.substring("_fn", 8, 12).cast("long") + F.col("_idx")).alias("line_number"),
+        _name_field("file_idx").cast("int").alias("file_idx"),
+        (_name_field("first_line").cast("long") + F.col("_idx")).alias("line_number"),
         "value",
-        (F.col("_idx") >= F.substring("_fn", 20, 12).cast("long")).alias("misnumbered"),
+        (F.col("_idx") >= _name_field("lines").cast("long")).alias("misnumbered"),
     )
+
+
+def _name_field(field: str) -> Column:
+    """One number of a part's file name (``decode.part_name``), as text."""
+    offset, digits = PART_NAME_FIELDS[field]
+    return F.substring("_fn", offset + 1, digits)
 
 
 def numbering_metrics() -> list[Column]:
@@ -229,9 +236,7 @@ def file_checks(layouts: list[Layout], max_line_chars: int) -> tuple[Column, Col
     """(valid, status) columns of lines of many files; status is null when valid.
 
     ``layouts[i]`` is the layout of file ``file_idx == i``, looked up per line:
-    one scan and one generated program serve every layout (a union of one scan
-    per layout planned and compiled one program each: 8.1 -> 4.9 s for the
-    line checks of a 25,000-row ingest, 10.1 -> 7 s at 2.5 M rows)."""
+    one scan and one generated program serve every layout."""
     kinds = [_kind(lo) for lo in layouts]
     key_pos = [lo.key_pos if k == _ROWS else -1 for lo, k in zip(layouts, kinds, strict=True)]
     v = F.col("value")
@@ -258,6 +263,25 @@ def set_aside(df: DataFrame, layouts: list[Layout], max_line_chars: int) -> Data
             length.alias("length"),
             F.when(length <= REPAIR_MAX_CHARS, v).otherwise(F.substring(v, 1, RAW_LINE_CHARS)).alias("raw"),
         )
+    )
+
+
+def quarantine_reason(layouts: list[Layout], max_line_chars: int) -> Column:
+    """Why a set-aside line (``status``, ``nfields``, ``length``, ``raw``) of file
+    ``layouts[file_idx]`` is quarantined, in words."""
+    control = F.when(F.col("raw").rlike("[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"),
+                     F.lit(" (the line holds control bytes: binary data?)")).otherwise(F.lit(""))
+    return (
+        F.when(F.col("status") == "too_long",
+               F.concat(F.lit("line of "), F.col("length").cast("string"),
+                        F.lit(f"+ characters, longer than ingest.max_line_chars={max_line_chars}")))
+        .when(F.col("status") == "no_key", per_file([lo.problem or "" for lo in layouts]))
+        .when(F.col("status") == "fields",
+              F.concat(F.col("nfields").cast("string"), F.lit(" $-separated fields where the header has "),
+                       per_file([lo.n for lo in layouts]).cast("string"), control))
+        .when(F.col("status") == "key", F.concat(F.lit("report key is not a whole number"), control))
+        .when(F.col("status") == "not_number", F.lit("not a case number"))
+        .otherwise(F.col("status"))
     )
 
 
@@ -301,6 +325,9 @@ class Repaired:
 
 _DIGITS = re.compile(r"^[0-9]+$")
 MAX_JOIN_LINES = 20
+# At most this many damaged lines of one file are brought to the driver for
+# repair; a file with more (binary junk, a wrong delimiter) is quarantined as is.
+MAX_REPAIR_LINES_PER_FILE = 10_000
 
 
 def _fits(fields: list[str], n: int, key_pos: int) -> list[str] | None:
@@ -357,3 +384,11 @@ def repair_lines(lines: list[tuple[int, str]], n: int, key_pos: int) -> list[Rep
                 continue
         i += 1
     return out
+
+
+def repaired_row(layout: Layout, r: Repaired) -> list:
+    """A repaired record as a bronze row: report_key, the canonical columns, extra_fields."""
+    cols = dict(layout.columns)
+    f = r.fields
+    extra = {name: f[i] for name, i in layout.extras}
+    return [f[layout.key_pos], *[f[cols[c]] if c in cols else None for c in CANONICAL[layout.table]], extra]
