@@ -49,7 +49,7 @@ STAGES = ("ingest", "build", "study")
 ARCHIVE = {"rows": 330_000_000, "reports": 25_000_000, "quarters": 90}
 TARGETS = {"ratio_vs_duckdb_max": 3.0, "scaling_ratio_max": 4.0,
            "archive_2_cores_minutes_max": 60.0, "archive_32_cores_minutes_max": 8.0}
-STAGE_MAX_WORKERS = 8  # faerslake.ingest.run.STAGE_MAX_WORKERS
+STAGE_MAX_WORKERS = 8  # faerslake.ingest.stage.STAGE_MAX_WORKERS
 STAGE_LINE = re.compile(r"\[(\d)/3\] (ingest|build|study)( done)?\b")
 QUARTER_LINE = re.compile(r"\] (\d{4}Q[1-4]): (\d+) files, ([\d,]+) rows loaded")
 
@@ -443,7 +443,7 @@ def project(sizes: list[dict], cores: int) -> dict:
     cost does not grow with the quarter count (the archive has 90 quarters, the
     bench 5; faerslake writes each table once for all quarters of a run).
     Python staging of the zips (inflate, SHA-256, decoding) runs on the
-    driver machine in one process per core, at most 8 (ingest.run
+    driver machine in one process per core, at most 8 (ingest.stage
     STAGE_MAX_WORKERS), a quarter per process; it is added at its measured
     MB per CPU second for the archive's uncompressed size, divided over
     min(cores, 8) processes (on a cluster: a driver with at least 8 cores).

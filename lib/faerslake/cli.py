@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
 def _write_run_json(record: RunRecord, output: str, status: int, error: str | None) -> None:
     if has_scheme(output):
         return  # outputs are local folders; a URI output is refused before any work
+    if status != 0 and not Path(output).expanduser().is_dir():
+        return  # refused before any work: no output folder is created just to say so
     try:
         path = record.write(output, status, error)
         logger.debug(f"run record -> {path}")

@@ -1,7 +1,7 @@
 """Logging as Python users expect it.
 
 Every library message goes through the standard :mod:`logging` module, to a
-logger named after its module (``faerslake.ingest.run``, ``faerslake.silver``,
+logger named after its module (``faerslake.ingest.job``, ``faerslake.silver.job``,
 ...), all below the ``faerslake`` logger. The library itself installs no
 handler beyond :class:`logging.NullHandler` (the convention for libraries), so
 a notebook or an application decides where messages go::

@@ -1,7 +1,8 @@
 """``OUT/run.json``: what one command did, for schedulers and for provenance.
 
 Every command with an output folder (``run``, ``study``) writes it at the end,
-whatever the outcome (also after an error): the command and its arguments,
+whatever the outcome (after an error too, unless the command was refused
+before it created the output folder): the command and its arguments,
 faerslake's version and git commit, start and end time, each stage's seconds
 and row counts, the Delta version of every table after each stage, the
 quarters that failed and the exit status. It is written atomically.

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from faerslake.config import IngestSettings
 from faerslake.errors import InputError
+from faerslake.files import strip_file_scheme
 from faerslake.quarters import era_of, quarter_index
 
 TABLES = ("demo", "drug", "reac", "outc", "rpsr", "ther", "indi")
@@ -90,9 +91,7 @@ def local_root(source: str) -> Path:
     """The local folder (or file) behind ``source``; remote schemes are refused clearly."""
     s = str(source)
     if s.startswith("file:"):
-        s = re.sub(r"^file:(//)?", "", s)
-        if not s.startswith("/"):
-            s = "/" + s
+        s = strip_file_scheme(s)
     elif s.startswith("dbfs:"):
         fuse = "/dbfs/" + re.sub(r"^dbfs:/*", "", s)
         if not Path(fuse).exists():

@@ -16,9 +16,7 @@ Place in the pipeline: first step (``faerslake ingest`` / ``pipeline.run``);
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import re
 import shutil
 import time
 import uuid
@@ -32,6 +30,7 @@ from pyspark.sql import SparkSession
 
 from faerslake.config import PipelineConfig
 from faerslake.errors import InputError
+from faerslake.files import has_scheme, sha256_file, strip_file_scheme
 from faerslake.ingest import bronze
 from faerslake.ingest.audit import audit_rows
 from faerslake.ingest.discover import Discovery, QuarterFiles, discover
@@ -132,7 +131,7 @@ def _changed_quarters(spark: SparkSession, wh: Warehouse, disc: Discovery, force
             continue
         for s in qf.sources:
             if s.rel not in sha:
-                sha[s.rel] = _sha256_file(s.path)
+                sha[s.rel] = sha256_file(s.path)
         current = {(s.rel, sha[s.rel]) for s in qf.sources}
         if not force and manifest.get(q) == current:
             result.quarters_skipped.append(q)
@@ -238,19 +237,9 @@ def _claim_staging(run_dir: Path, log: Callable[[str], None]) -> IO[str]:
     return lock
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for b in iter(lambda: fh.read(4 * 1024 * 1024), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
 def _local_dir(uri: str, what: str) -> Path:
-    if uri.startswith("file:"):
-        uri = re.sub(r"^file:(//)?", "", uri)
-        uri = uri if uri.startswith("/") else "/" + uri
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", uri):
+    uri = strip_file_scheme(uri)
+    if has_scheme(uri):
         raise InputError(
             f"{what} {uri} is not a local folder: set ingest.staging_dir (--set ingest.staging_dir=/local/dir) "
             f"to a folder on a disk every Spark executor can read."
