@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 from scipy.stats import fisher_exact
@@ -74,10 +74,10 @@ def ror_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> RorResult:
     if degenerate(a, b, c, d):
         return RorResult(None, None, None, False)
     haldane = min(a, b, c, d) == 0
-    if haldane:
-        a, b, c, d = (x + 0.5 for x in (a, b, c, d))
-    log_ror = math.log(a) - math.log(b) - math.log(c) + math.log(d)
-    se = math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+    k = 0.5 if haldane else 0.0
+    fa, fb, fc, fd = (float(x) + k for x in (a, b, c, d))
+    log_ror = math.log(fa) - math.log(fb) - math.log(fc) + math.log(fd)
+    se = math.sqrt(1 / fa + 1 / fb + 1 / fc + 1 / fd)
     return RorResult(
         math.exp(log_ror), math.exp(log_ror - z * se), math.exp(log_ror + z * se), haldane
     )
@@ -99,16 +99,17 @@ def fisher_p(a: int, b: int, c: int, d: int) -> float | None:
 def bh_qvalues(ps: Sequence[float | None]) -> list[float | None]:
     """Benjamini–Hochberg adjusted p-values; None (or NaN) entries stay None and
     do not count towards the number of tests."""
-    idx = [i for i, p in enumerate(ps) if p is not None and not math.isnan(p)]
+    valid = {i: float(p) for i, p in enumerate(ps) if p is not None and not math.isnan(p)}
+    idx = list(valid)
     out: list[float | None] = [None] * len(ps)
     m = len(idx)
     if m == 0:
         return out
-    order = sorted(idx, key=lambda i: ps[i], reverse=True)  # largest p first
+    order = sorted(idx, key=lambda i: valid[i], reverse=True)  # largest p first
     running = 1.0
     for rank_from_top, i in enumerate(order):
         rank = m - rank_from_top  # 1-based rank in ascending order
-        running = min(running, ps[i] * m / rank)
+        running = min(running, valid[i] * m / rank)
         out[i] = min(running, 1.0)
     return out
 
@@ -175,7 +176,7 @@ def cohort_statistics(counts: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in ["study", "cohort", *COUNT_COLUMNS] if c not in counts.columns]
     if missing:
         raise ValueError(f"cohort counts lack column(s) {', '.join(missing)}")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rec in counts.to_dict("records"):
         a = int(rec["exposed_events"])
         b = int(rec["exposed_reports"]) - a
