@@ -1,0 +1,292 @@
+"""The silver build job: bronze -> ``WH/silver/*``.
+
+A full rebuild: de-duplication is global (a new quarter's version or deletion
+list changes which report of an old quarter is kept), and a rebuild is one
+scan plus one shuffle per table. When no bronze table has changed since the
+last build (same Delta versions, same strict setting) the build is skipped.
+Silver tables are not partitioned: every reader joins whole tables on
+(report_key, quarter), and 90 quarters x shuffle partitions would only make
+small files; a period filter on ``quarter`` is a cheap scan filter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from faerslake.config import PipelineConfig
+from faerslake.errors import InputError
+from faerslake.faults import checkpoint
+from faerslake.logs import sink
+from faerslake.silver.children import CHILD_SPECS, CHILD_TABLES, silver_child
+from faerslake.silver.dedup import (
+    KEPT,
+    REPORT_COLUMNS,
+    STATUS_COLUMNS,
+    SUMMARY_COLUMNS,
+    classify_reports,
+    order_summary,
+    summarise,
+)
+from faerslake.silver.strict import mark_strict_duplicates
+from faerslake.tables import Warehouse
+
+Log = Callable[[str], None]
+
+SILVER_TABLES = ["reports", *CHILD_TABLES, "report_status", "dedup_summary"]
+_BRONZE_INPUTS = ["demo", "deleted_cases", *(s.bronze_table for s in CHILD_SPECS.values())]
+
+_SUMMARY_SCHEMA = T.StructType(
+    [T.StructField("scope", T.StringType(), False)]
+    + [T.StructField(c, T.LongType(), False) for c in SUMMARY_COLUMNS[1:]]
+)
+_STATE_SCHEMA = T.StructType([
+    T.StructField("built_at", T.TimestampType(), False),
+    T.StructField("strict_dedup", T.BooleanType(), False),
+    T.StructField("bronze_versions", T.StringType(), False),
+    T.StructField("silver_versions", T.StringType(), False),
+    T.StructField("seconds", T.DoubleType(), False),
+])
+
+# Data-skipping statistics only on the two leading columns (the report key and
+# quarter, or quarter and key text): readers join on them and filter by
+# quarter; statistics of every text column cost CPU and no reader used them.
+_STATS = {"delta.dataSkippingNumIndexedCols": "2"}
+
+# Independent silver tables are written by this many threads at once: a
+# table's job leaves cores idle in its small tail and its Delta commit.
+WRITE_THREADS = 4
+
+
+@dataclass
+class BuildResult:
+    """What ``build`` did: the de-duplication summary (small pandas frame, first
+    row ``scope='all'``, then one per quarter in time order), rows written per
+    silver table, wall time, and whether it was skipped as up to date."""
+
+    dedup_summary: pd.DataFrame
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: bool = False
+    strict_dedup: bool = False
+
+
+class Bronze(NamedTuple):
+    """The bronze inputs of a build; ``children`` by silver table name."""
+
+    demo: DataFrame
+    deleted: DataFrame
+    children: dict[str, DataFrame]
+
+
+def _empty_bronze(spark: SparkSession, columns: list[str]) -> DataFrame:
+    schema = T.StructType([T.StructField(c, T.StringType(), True) for c in columns])
+    return spark.createDataFrame([], schema)
+
+
+def _rows_written(spark: SparkSession, wh: Warehouse, name: str) -> int:
+    """Rows of the last write, from the Delta log (no second scan)."""
+    row = wh.delta_table(spark, "silver", name).history(1).select("operationMetrics").first()
+    metrics = (row[0] if row else None) or {}
+    return int(metrics.get("numOutputRows", 0))
+
+
+def _write_counted(spark: SparkSession, wh: Warehouse, df: DataFrame, name: str) -> int:
+    """Overwrite silver ``name`` with ``df``; the rows written. Path mode counts
+    them on the way (an Observation: no second scan, no history query); a
+    catalog write runs inside a command that reports no observed metrics, so
+    there the Delta log's operation metrics give the count."""
+    if wh.by_catalog:
+        wh.write(df, "silver", name, overwriteSchema="true", **_STATS)
+        return _rows_written(spark, wh, name)
+    obs = Observation(f"silver_{name}")
+    wh.write(df.observe(obs, F.count(F.lit(1)).alias("rows")), "silver", name, overwriteSchema="true",
+             **_STATS)
+    return int(obs.get["rows"])
+
+
+def _bronze_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
+    return {t: wh.version(spark, "bronze", t) for t in _BRONZE_INPUTS}
+
+
+def _silver_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
+    return {t: wh.version(spark, "silver", t) for t in SILVER_TABLES}
+
+
+def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool) -> bool:
+    """True when the last finished build saw these bronze versions with this
+    strict setting, and no silver table has changed since (a build that died
+    half-way leaves some silver tables newer than the record: not up to date)."""
+    if not wh.exists(spark, "silver", "build_state"):
+        return False
+    state = wh.read(spark, "silver", "build_state")
+    if "silver_versions" not in state.columns:  # written by an earlier faerslake
+        return False
+    last = (
+        state
+        .orderBy(F.col("built_at").desc())
+        .select("strict_dedup", "bronze_versions", "silver_versions")
+        .first()
+    )
+    return (
+        bool(last)
+        and last[0] == strict
+        and json.loads(last[1]) == versions
+        and json.loads(last[2]) == _silver_versions(spark, wh)
+    )
+
+
+def _stored_summary(spark: SparkSession, wh: Warehouse) -> pd.DataFrame:
+    stored = wh.read(spark, "silver", "dedup_summary").collect()
+    return order_summary(pd.DataFrame([r.asDict() for r in stored]))
+
+
+def read_bronze(spark: SparkSession, wh: Warehouse, log: Log) -> Bronze:
+    """The bronze tables a build reads; a missing table reads as empty."""
+    demo = wh.read(spark, "bronze", "demo")
+    if wh.exists(spark, "bronze", "deleted_cases"):
+        deleted = wh.read(spark, "bronze", "deleted_cases")
+    else:
+        log("silver: no bronze deleted_cases table; no case is deleted")
+        deleted = _empty_bronze(spark, ["caseid", "quarter"])
+    children: dict[str, DataFrame] = {}
+    for name, spec in CHILD_SPECS.items():
+        if wh.exists(spark, "bronze", spec.bronze_table):
+            children[name] = wh.read(spark, "bronze", spec.bronze_table)
+        else:
+            log(f"silver: no bronze {spec.bronze_table} table; silver {name} will be empty")
+            children[name] = _empty_bronze(spark, spec.bronze_columns)
+    return Bronze(demo, deleted, children)
+
+
+def report_fates(bronze: Bronze, strict_dedup: bool, log: Log) -> DataFrame:
+    """Every DEMO row with its status (spec §2, plus the strict pass if on)."""
+    log("silver: de-duplicating reports (deleted cases, latest version per case)")
+    status = classify_reports(bronze.demo, bronze.deleted)
+    if strict_dedup:
+        log("silver: stricter pass: merging look-alike reports of different cases")
+        status = mark_strict_duplicates(status, bronze.children["drugs"], bronze.children["reactions"])
+    return status
+
+
+def _log_dedup(summary: pd.DataFrame, log: Log) -> None:
+    total = summary.iloc[0]
+    log(
+        f"silver: dedup: read {total.reports_read:,}, deleted {total.removed_deleted:,}, "
+        f"older versions {total.removed_older_versions:,}, strict duplicates "
+        f"{total.removed_strict_duplicates:,}, kept {total.reports_kept:,}"
+        + (f"; {total.rejected_invalid:,} DEMO rows rejected (see silver/report_status)"
+           if total.rejected_invalid else "")
+    )
+
+
+def write_reports_and_status(
+    spark: SparkSession, wh: Warehouse, status: DataFrame, log: Log
+) -> tuple[dict[str, int], pd.DataFrame]:
+    """Write ``report_status``, ``reports`` and ``dedup_summary`` from one
+    evaluation of the ranking; the rows written and the summary."""
+    status = status.persist(StorageLevel.MEMORY_AND_DISK)
+    t = time.monotonic()
+    try:
+        tables = {
+            "report_status": status.select(*STATUS_COLUMNS),
+            "reports": status.where(F.col("status") == KEPT).select(*REPORT_COLUMNS),
+        }
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            counted = pool.map(lambda kv: _write_counted(spark, wh, kv[1], kv[0]), tables.items())
+            rows = dict(zip(tables, counted, strict=True))
+        log(f"silver: report_status: {rows['report_status']:,} DEMO rows with their fate; "
+            f"reports: {rows['reports']:,} kept reports ({time.monotonic() - t:.1f} s)")
+        counts = [
+            (r["quarter"], r["status"], r["count"])
+            for r in status.groupBy("quarter", "status").count().collect()
+        ]
+    finally:
+        status.unpersist()
+
+    summary = summarise(counts)
+    wh.write(spark.createDataFrame(summary.to_dict("records"), _SUMMARY_SCHEMA),
+             "silver", "dedup_summary", overwriteSchema="true")
+    rows["dedup_summary"] = len(summary)
+    _log_dedup(summary, log)
+    return rows, summary
+
+
+def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log) -> dict[str, int]:
+    """Write the child tables (independent of each other, so side by side);
+    the rows written per table."""
+    t0 = time.monotonic()
+    # Children join the reports just written, not the (costly) status plan.
+    reports = wh.read(spark, "silver", "reports")
+
+    def write_child(name: str) -> int:
+        t = time.monotonic()
+        n = _write_counted(spark, wh, silver_child(name, bronze.children[name], reports), name)
+        log(f"silver: {name}: {n:,} rows ({time.monotonic() - t:.1f} s)")
+        return n
+
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        rows = dict(zip(CHILD_TABLES, pool.map(write_child, CHILD_TABLES), strict=True))
+    log(f"silver: child tables written ({time.monotonic() - t0:.1f} s)")
+    return rows
+
+
+def record_build_state(
+    spark: SparkSession, wh: Warehouse, versions: dict, strict_dedup: bool, seconds: float
+) -> None:
+    """Append this build to ``silver/build_state`` (what ``_up_to_date`` checks)."""
+    state = [(datetime.now(timezone.utc), bool(strict_dedup), json.dumps(versions, sort_keys=True),
+              json.dumps(_silver_versions(spark, wh), sort_keys=True), seconds)]
+    wh.write(spark.createDataFrame(state, _STATE_SCHEMA), "silver", "build_state", mode="append",
+             mergeSchema="true")
+
+
+def build(
+    spark: SparkSession,
+    warehouse: str,
+    strict_dedup: bool = False,
+    cfg: PipelineConfig | None = None,
+    log: Log | None = None,
+    force: bool = False,
+) -> BuildResult:
+    """Bronze -> ``WH/silver/*`` (reports, drugs, indications, reactions,
+    outcomes, therapies, report_sources, report_status, dedup_summary).
+
+    A full rebuild each time bronze changed (de-duplication is global); a
+    no-op when no bronze table changed since the last build with the same
+    ``strict_dedup`` (``force=True`` rebuilds anyway)."""
+    log = sink(log, __name__)
+    t0 = time.monotonic()
+    wh = Warehouse(warehouse, (cfg or PipelineConfig()).tables)
+    if not wh.exists(spark, "bronze", "demo"):
+        raise InputError(
+            f"no bronze DEMO table under {warehouse}: run 'faerslake ingest --warehouse {warehouse}' first."
+        )
+    versions = _bronze_versions(spark, wh)
+    if not force and _up_to_date(spark, wh, versions, strict_dedup):
+        log("silver: bronze unchanged since the last build; silver is up to date")
+        summary = _stored_summary(spark, wh)
+        return BuildResult(summary, {}, time.monotonic() - t0, skipped=True, strict_dedup=strict_dedup)
+
+    log(f"silver: reading bronze (Delta versions {versions})")
+    bronze = read_bronze(spark, wh, log)
+    status = report_fates(bronze, strict_dedup, log)
+    rows, summary = write_reports_and_status(spark, wh, status, log)
+    checkpoint("build.after_reports")  # crash tests: reports written, children not
+    rows.update(write_children(spark, wh, bronze, log))
+
+    seconds = time.monotonic() - t0
+    record_build_state(spark, wh, versions, strict_dedup, seconds)
+    log(f"silver: done in {seconds:.1f} s")
+    return BuildResult(summary, rows, seconds, skipped=False, strict_dedup=strict_dedup)
