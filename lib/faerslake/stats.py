@@ -195,9 +195,9 @@ def cohort_statistics(counts: pd.DataFrame) -> pd.DataFrame:
             "fisher_p": fisher_p(a, b, c, d),
             "a": a, "b": b, "c": c, "d": d, "prr": prr, "prr_chi2": chi2,
         })
-    qs = bh_qvalues([r["fisher_p"] for r in rows])
-    for r, q in zip(rows, qs, strict=True):
-        r["fisher_q"] = q
+    qs = bh_qvalues([row["fisher_p"] for row in rows])
+    for row, q in zip(rows, qs, strict=True):
+        row["fisher_q"] = q
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS + EXTRA_COLUMNS)
     for col in ["ror", "ror_ci_lower", "ror_ci_upper", "fisher_p", "fisher_q", "prr", "prr_chi2"]:
         out[col] = out[col].astype("float64")

@@ -11,9 +11,24 @@ Two modes (``tables.mode`` in ``conf/pipeline.yaml``):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from faerslake.config import TableSettings
+
+# Independent Delta writes (the bronze tables of a batch, the silver child
+# tables, the gold results) run side by side in this many threads.
+WRITE_THREADS = 4
+
+# Delta data-skipping statistics: only where a reader can use them (a case's
+# rows by report key); Delta's default, the first 32 columns, makes every
+# write much slower.
+BRONZE_ROW_STATS = {"delta.dataSkippingStatsColumns": "line_number,report_key"}
+BRONZE_OTHER_STATS = {"delta.dataSkippingNumIndexedCols": "5"}
+# Silver: the two leading columns (report key and quarter, or quarter and key
+# text), which readers join on and filter by.
+SILVER_STATS = {"delta.dataSkippingNumIndexedCols": "2"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,32 @@ class Warehouse:
             w.saveAsTable(self.name(layer, name))
         else:
             w.save(self.path(layer, name))
+
+    def write_counted(self, spark, df, layer: str, name: str,
+                      write: Callable[[Any], None] | None = None, **options) -> int:
+        """Write ``df`` to ``layer/name`` and return the rows written.
+
+        ``write(df)`` does the write when given (e.g. bronze's replaceWhere with
+        retries); otherwise :meth:`write` with ``options``. Path mode counts on
+        the way (an ``Observation``: no second scan); a catalog write runs inside
+        a command that reports no observed metrics, so there the commit's
+        ``numOutputRows`` in the Delta log gives the count."""
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+
+        do = write or (lambda d: self.write(d, layer, name, **options))
+        if self.by_catalog:
+            do(df)
+            return self.rows_last_written(spark, layer, name)
+        obs = Observation(f"{layer}_{name}".replace("/", "_"))
+        do(df.observe(obs, F.count(F.lit(1)).alias("rows")))
+        return int(obs.get["rows"])
+
+    def rows_last_written(self, spark, layer: str, name: str) -> int:
+        """Rows written by the table's latest commit, from the Delta log."""
+        row = self.delta_table(spark, layer, name).history(1).select("operationMetrics").first()
+        metrics = (row[0] if row else None) or {}
+        return int(metrics.get("numOutputRows", 0))
 
     def delta_table(self, spark, layer: str, name: str):
         from delta.tables import DeltaTable

@@ -22,7 +22,7 @@ from faerslake.errors import FaerslakeError
 from faerslake.faults import checkpoint
 from faerslake.ingest.discover import DELETED, TABLES
 from faerslake.ingest.parse import CANONICAL
-from faerslake.tables import Warehouse
+from faerslake.tables import BRONZE_OTHER_STATS, BRONZE_ROW_STATS, Warehouse
 
 S = T.StringType()
 
@@ -111,9 +111,7 @@ def is_write_conflict(e: BaseException) -> bool:
 
 
 def _stats_props(table: str) -> dict[str, str]:
-    if table in CANONICAL:
-        return {"delta.dataSkippingStatsColumns": "line_number,report_key"}
-    return {"delta.dataSkippingNumIndexedCols": "5"}
+    return BRONZE_ROW_STATS if table in CANONICAL else BRONZE_OTHER_STATS
 
 
 def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: str, quarters: list[str]) -> None:
@@ -122,9 +120,6 @@ def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: s
         checkpoint("ingest.before_manifest")  # crash tests: all but the manifest committed
     df = conform(df, table)
     quoted = ", ".join("'" + q + "'" for q in sorted(quarters))
-    # data-skipping statistics only where a reader could use them (a case's
-    # rows by report key): Delta's default (the first 32 columns) costs a
-    # quarter of the write time, and min/max of long file names another ~10 %
     props = {} if wh.exists(spark, "bronze", table) else _stats_props(table)
     for attempt in range(WRITE_ATTEMPTS):
         try:

@@ -40,9 +40,8 @@ from faerslake.ingest.parse import (
 )
 from faerslake.ingest.stage import FileJob
 from faerslake.quarters import era_of
-from faerslake.tables import Warehouse
+from faerslake.tables import WRITE_THREADS, Warehouse
 
-WRITE_THREADS = 4
 BROADCAST_ASIDE_ROWS = 2_000_000
 _ASIDE_SCHEMA = "file_idx INT, line_number LONG, status STRING, nfields INT, length INT, raw STRING"
 
@@ -212,14 +211,7 @@ def write_tables(spark: SparkSession, wh: Warehouse, writes: list[tuple[str, Dat
 def _write_counted(spark: SparkSession, wh: Warehouse, table: str, df: DataFrame, quarters: list[str],
                    log: Callable[[str], None]) -> int:
     t = time.time()
-    if wh.by_catalog:
-        # saveAsTable runs the plan inside a command that reports no
-        # observed metrics (Observation.get fails): count the commit instead
-        bronze.replace_quarters(spark, wh, df, table, quarters)
-        n = wh.read(spark, "bronze", table).where(F.col("quarter").isin(quarters)).count()
-    else:
-        obs = Observation(f"bronze_{table}")
-        bronze.replace_quarters(spark, wh, df.observe(obs, F.count(F.lit(1)).alias("rows")), table, quarters)
-        n = int(obs.get["rows"])
+    n = wh.write_counted(spark, df, "bronze", table,
+                         write=lambda d: bronze.replace_quarters(spark, wh, d, table, quarters))
     log(f"bronze.{table}: {n:,} rows written in {time.time() - t:.1f}s")
     return n

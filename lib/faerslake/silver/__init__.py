@@ -43,13 +43,10 @@ from faerslake.silver.dedup import (  # noqa: F401
 from faerslake.silver.job import (  # noqa: F401
     _BRONZE_INPUTS,
     _STATE_SCHEMA,
-    _STATS,
     _SUMMARY_SCHEMA,
     SILVER_TABLES,
-    WRITE_THREADS,
     BuildResult,
     _bronze_versions,
-    _rows_written,
     _silver_versions,
     _up_to_date,
     _write_counted,

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pandas as pd
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -40,7 +40,7 @@ from faerslake.silver.dedup import (
     summarise,
 )
 from faerslake.silver.strict import mark_strict_duplicates
-from faerslake.tables import Warehouse
+from faerslake.tables import SILVER_STATS, WRITE_THREADS, Warehouse
 
 Log = Callable[[str], None]
 
@@ -58,15 +58,6 @@ _STATE_SCHEMA = T.StructType([
     T.StructField("silver_versions", T.StringType(), False),
     T.StructField("seconds", T.DoubleType(), False),
 ])
-
-# Data-skipping statistics only on the two leading columns (the report key and
-# quarter, or quarter and key text): readers join on them and filter by
-# quarter; statistics of every text column cost CPU and no reader used them.
-_STATS = {"delta.dataSkippingNumIndexedCols": "2"}
-
-# Independent silver tables are written by this many threads at once: a
-# table's job leaves cores idle in its small tail and its Delta commit.
-WRITE_THREADS = 4
 
 
 @dataclass
@@ -95,25 +86,9 @@ def _empty_bronze(spark: SparkSession, columns: list[str]) -> DataFrame:
     return spark.createDataFrame([], schema)
 
 
-def _rows_written(spark: SparkSession, wh: Warehouse, name: str) -> int:
-    """Rows of the last write, from the Delta log (no second scan)."""
-    row = wh.delta_table(spark, "silver", name).history(1).select("operationMetrics").first()
-    metrics = (row[0] if row else None) or {}
-    return int(metrics.get("numOutputRows", 0))
-
-
 def _write_counted(spark: SparkSession, wh: Warehouse, df: DataFrame, name: str) -> int:
-    """Overwrite silver ``name`` with ``df``; the rows written. Path mode counts
-    them on the way (an Observation: no second scan, no history query); a
-    catalog write runs inside a command that reports no observed metrics, so
-    there the Delta log's operation metrics give the count."""
-    if wh.by_catalog:
-        wh.write(df, "silver", name, overwriteSchema="true", **_STATS)
-        return _rows_written(spark, wh, name)
-    obs = Observation(f"silver_{name}")
-    wh.write(df.observe(obs, F.count(F.lit(1)).alias("rows")), "silver", name, overwriteSchema="true",
-             **_STATS)
-    return int(obs.get["rows"])
+    """Overwrite silver ``name`` with ``df``; the rows written."""
+    return wh.write_counted(spark, df, "silver", name, overwriteSchema="true", **SILVER_STATS)
 
 
 def _bronze_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
