@@ -494,3 +494,37 @@ def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, buil
     ]
     # ASPIRIN belonged to 1301, now an older version
     assert sorted(r.drugname for r in wh.read(spark, "silver", "drugs").collect()) == ["BOTOX.", "SERTRALINE"]
+
+
+# --------------------------------------------------------------------------- #
+# the contracts: test copies and written tables against faerslake.contracts
+# --------------------------------------------------------------------------- #
+def test_the_test_copy_of_bronze_is_the_bronze_contract():
+    from faerslake.contracts import bronze_schema as contract
+
+    for table in CANON:
+        assert bronze_schema(table).simpleString() == contract(table).simpleString(), table
+
+
+def test_build_writes_exactly_the_silver_contract(spark, built):
+    from faerslake.contracts import SILVER
+
+    _, wh, _, _ = built
+    for name, schema in SILVER.items():
+        written = wh.read(spark, "silver", name).schema
+        assert [(f.name, f.dataType) for f in written.fields] == [(f.name, f.dataType) for f in schema.fields], name
+
+
+def test_silver_reports_as_a_frame(spark, built):
+    """The kept reports compared as one frame (schema and rows, any order)."""
+    from faerslake.contracts import SILVER
+    from pyspark.testing import assertDataFrameEqual
+
+    _, wh, _, _ = built
+    cols = ["report_key", "caseid", "caseversion", "era", "quarter", "age_years", "sex", "reporter_country"]
+    expected = spark.createDataFrame(
+        [(1001, 100, 1, "faers", "2012Q4", 30.0, "F", "US"), (1202, 120, 2, "faers", "2013Q1", None, None, None),
+         (1301, 130, 1, "faers", "2013Q1", None, None, None)],
+        T.StructType([SILVER["reports"][c] for c in cols]))
+    actual = wh.read(spark, "silver", "reports").select(*cols)
+    assertDataFrameEqual(actual, expected, checkRowOrder=False)

@@ -33,6 +33,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from faerslake.contracts import SILVER, columns
 from faerslake.errors import FaerslakeError
 from faerslake.normalise import (
     age_years,
@@ -53,24 +54,10 @@ KEPT, DELETED, OLDER, STRICT, REJECTED = (
     "rejected",
 )
 
-SUMMARY_COLUMNS = [
-    "scope",
-    "reports_read",
-    "removed_deleted",
-    "removed_older_versions",
-    "removed_strict_duplicates",
-    "reports_kept",
-    "rejected_invalid",
-]
-
-REPORT_COLUMNS = [
-    "report_key", "caseid", "caseversion", "era", "quarter", "fda_dt", "event_dt",
-    "event_date", "age_years", "sex", "reporter_country", "occp_cod", "rept_cod", "i_f_code",
-]
-STATUS_COLUMNS = [
-    "quarter", "report_key_text", "caseid_text", "report_key", "caseid", "source_file",
-    "line_number", "status", "reason",
-]
+# the silver contract (faerslake.contracts) names the columns
+SUMMARY_COLUMNS = columns(SILVER["dedup_summary"])
+REPORT_COLUMNS = columns(SILVER["reports"])
+STATUS_COLUMNS = columns(SILVER["report_status"])
 
 DEMO_NEEDS = [
     "quarter", "era", "source_file", "line_number", "report_key", "caseid", "caseversion",

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from faerslake.config import PipelineConfig
+from faerslake.contracts import SILVER, conform
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
 from faerslake.logs import sink
@@ -34,7 +35,6 @@ from faerslake.silver.dedup import (
     KEPT,
     REPORT_COLUMNS,
     STATUS_COLUMNS,
-    SUMMARY_COLUMNS,
     classify_reports,
     order_summary,
     summarise,
@@ -47,17 +47,8 @@ Log = Callable[[str], None]
 SILVER_TABLES = ["reports", *CHILD_TABLES, "report_status", "dedup_summary"]
 _BRONZE_INPUTS = ["demo", "deleted_cases", *(s.bronze_table for s in CHILD_SPECS.values())]
 
-_SUMMARY_SCHEMA = T.StructType(
-    [T.StructField("scope", T.StringType(), False)]
-    + [T.StructField(c, T.LongType(), False) for c in SUMMARY_COLUMNS[1:]]
-)
-_STATE_SCHEMA = T.StructType([
-    T.StructField("built_at", T.TimestampType(), False),
-    T.StructField("strict_dedup", T.BooleanType(), False),
-    T.StructField("bronze_versions", T.StringType(), False),
-    T.StructField("silver_versions", T.StringType(), False),
-    T.StructField("seconds", T.DoubleType(), False),
-])
+_SUMMARY_SCHEMA = SILVER["dedup_summary"]
+_STATE_SCHEMA = SILVER["build_state"]
 
 
 @dataclass
@@ -88,7 +79,8 @@ def _empty_bronze(spark: SparkSession, columns: list[str]) -> DataFrame:
 
 def _write_counted(spark: SparkSession, wh: Warehouse, df: DataFrame, name: str) -> int:
     """Overwrite silver ``name`` with ``df``; the rows written."""
-    return wh.write_counted(spark, df, "silver", name, overwriteSchema="true", **SILVER_STATS)
+    return wh.write_counted(spark, conform(df, SILVER[name]), "silver", name, overwriteSchema="true",
+                            **SILVER_STATS)
 
 
 def _bronze_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
