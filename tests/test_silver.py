@@ -468,34 +468,6 @@ def test_build_dedup_summary_reconciles(spark, built):
         "13X1", "report key '13X1' is not a whole number")
 
 
-def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, built):
-    root, wh, first, _ = built
-    lines: list[str] = []
-    again = silver.build(spark, root, strict_dedup=False, log=lines.append)
-    assert again.skipped and again.dedup_summary.values.tolist() == first.dedup_summary.values.tolist()
-    assert any("up to date" in line for line in lines)
-    # a build that died after rewriting some silver table is not up to date
-    versions = silver._bronze_versions(spark, wh)
-    assert silver._up_to_date(spark, wh, versions, strict=False)
-    assert not silver._up_to_date(spark, wh, versions, strict=True)
-    wh.write(wh.read(spark, "silver", "outcomes"), "silver", "outcomes")
-    assert not silver._up_to_date(spark, wh, versions, strict=False)
-    # a new quarter arrives (as ingest would append it): case 130 gets version 2
-    wh.write(bronze(spark, "demo", [demo("2013Q2", "1302", "130", "2")]), "bronze", "demo",
-             mode="append", partition_by=["quarter"])
-    third = silver.build(spark, root, strict_dedup=False, log=lines.append)
-    assert not third.skipped
-    assert third.dedup_summary.values.tolist() == [
-        ["all", 7, 1, 3, 0, 3, 1],
-        ["2012Q3", 2, 1, 1, 0, 0, 0],
-        ["2012Q4", 2, 0, 1, 0, 1, 0],
-        ["2013Q1", 2, 0, 1, 0, 1, 1],
-        ["2013Q2", 1, 0, 0, 0, 1, 0],
-    ]
-    # ASPIRIN belonged to 1301, now an older version
-    assert sorted(r.drugname for r in wh.read(spark, "silver", "drugs").collect()) == ["BOTOX.", "SERTRALINE"]
-
-
 # --------------------------------------------------------------------------- #
 # the contracts: test copies and written tables against faerslake.contracts
 # --------------------------------------------------------------------------- #
@@ -528,3 +500,32 @@ def test_silver_reports_as_a_frame(spark, built):
         T.StructType([SILVER["reports"][c] for c in cols]))
     actual = wh.read(spark, "silver", "reports").select(*cols)
     assertDataFrameEqual(actual, expected, checkRowOrder=False)
+
+
+def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, built):
+    root, wh, first, _ = built
+    lines: list[str] = []
+    again = silver.build(spark, root, strict_dedup=False, log=lines.append)
+    assert again.skipped and again.dedup_summary.values.tolist() == first.dedup_summary.values.tolist()
+    assert any("up to date" in line for line in lines)
+    # a build that died after rewriting some silver table is not up to date
+    versions = silver._bronze_versions(spark, wh)
+    assert silver._up_to_date(spark, wh, versions, strict=False)
+    assert not silver._up_to_date(spark, wh, versions, strict=True)
+    wh.write(wh.read(spark, "silver", "outcomes"), "silver", "outcomes")
+    assert not silver._up_to_date(spark, wh, versions, strict=False)
+    # a new quarter arrives (as ingest would append it): case 130 gets version 2
+    wh.write(bronze(spark, "demo", [demo("2013Q2", "1302", "130", "2")]), "bronze", "demo",
+             mode="append", partition_by=["quarter"])
+    third = silver.build(spark, root, strict_dedup=False, log=lines.append)
+    assert not third.skipped
+    assert third.dedup_summary.values.tolist() == [
+        ["all", 7, 1, 3, 0, 3, 1],
+        ["2012Q3", 2, 1, 1, 0, 0, 0],
+        ["2012Q4", 2, 0, 1, 0, 1, 0],
+        ["2013Q1", 2, 0, 1, 0, 1, 1],
+        ["2013Q2", 1, 0, 0, 0, 1, 0],
+    ]
+    # ASPIRIN belonged to 1301, now an older version
+    assert sorted(r.drugname for r in wh.read(spark, "silver", "drugs").collect()) == ["BOTOX.", "SERTRALINE"]
+
