@@ -56,3 +56,20 @@ def quarter_range(spec: str | None) -> list[str] | None:
         else:
             out.append(parse_quarter(part))
     return sorted(set(out), key=quarter_index)
+
+
+def format_ranges(quarters: list[str]) -> str:
+    """``2004Q1–2004Q4, 2012Q4`` from a list of quarters; ``none`` when empty."""
+    if not quarters:
+        return "none"
+    idx = sorted({quarter_index(q) for q in quarters})
+    parts, start, prev = [], idx[0], idx[0]
+    for i in idx[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        a, b = quarter_from_index(start), quarter_from_index(prev)
+        parts.append(a if start == prev else f"{a}–{b}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(parts)

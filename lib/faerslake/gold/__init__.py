@@ -1,0 +1,55 @@
+"""Gold layer: silver -> indication-matched cohorts -> per-cohort statistics.
+
+Last stage of the pipeline (``ingest`` -> ``build`` -> ``study``). Implements
+study-spec §3 (exposure, cohorts, exclusions, event) as Spark joins over the
+silver tables, §4 through :mod:`faerslake.stats` and §5's output contract:
+
+- ``WH/gold/<study>/cohort_members``: one row per (report, cohort) that is
+  exposed or control after exclusions, with ``exposed`` and ``event``;
+- ``WH/gold/<study>/cohort_results`` and ``OUT/<study>/cohort_results.csv``:
+  one row per cohort in the study file's order;
+- ``WH/gold/<study>/mantel_haenszel`` and its CSV: ROR pooled over strata of
+  sex, age band and era (an extra, not part of spec §5);
+- ``OUT/<study>/report.md`` / ``report.html`` / ``forest_plot.png`` through
+  :mod:`faerslake.report`.
+
+All matching is done with Spark column expressions (substring tests over the
+short token lists, a broadcast table of cohort PTs); only the per-cohort 2x2
+counts (and the few hundred MH strata counts) come to the driver. Silver is
+read at a pinned Delta version, recorded in the report for time travel.
+
+- :mod:`.cohorts`: the spec §3 rules (:func:`is_exposure_drug`, :func:`cohort_members`);
+- :mod:`.strata`: the Mantel–Haenszel strata and pooled ROR;
+- :mod:`.job`: :func:`run_study`, the ``faerslake study`` job;
+- :mod:`.io`: pinned reads, pandas <-> Spark for small tables.
+"""
+
+from __future__ import annotations
+
+from faerslake.gold.cohorts import (
+    KEYS,
+    MEMBER_COLUMNS,
+    SILVER_COLUMNS,
+    cohort_members,
+    cohort_terms,
+    contains_any,
+    drug_matches,
+    is_exposure_drug,
+)
+from faerslake.gold.job import MH_SCHEMA, RESULT_SCHEMA, cohort_counts, gold_tables, run_study
+from faerslake.gold.strata import (
+    AGE_BANDS,
+    MH_COLUMNS,
+    MH_STRATA,
+    mantel_haenszel_table,
+    strata_counts,
+    with_strata,
+)
+from faerslake.report.console import format_cohort_table, print_cohort_table
+
+__all__ = [
+    "AGE_BANDS", "KEYS", "MEMBER_COLUMNS", "MH_COLUMNS", "MH_SCHEMA", "MH_STRATA", "RESULT_SCHEMA",
+    "SILVER_COLUMNS", "cohort_counts", "cohort_members", "cohort_terms", "contains_any", "drug_matches",
+    "format_cohort_table", "gold_tables", "is_exposure_drug", "mantel_haenszel_table",
+    "print_cohort_table", "run_study", "strata_counts", "with_strata",
+]

@@ -1,0 +1,158 @@
+"""The ``faerslake study`` job: pinned silver -> cohort members -> counts and
+strata -> statistics -> gold tables, CSVs and the report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from faerslake import __version__, stats
+from faerslake.config import PipelineConfig, Study, TableSettings
+from faerslake.errors import InputError
+from faerslake.faults import checkpoint
+from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
+from faerslake.gold.io import read_pinned, to_spark
+from faerslake.gold.strata import mantel_haenszel_table, strata_counts
+from faerslake.logs import sink
+from faerslake.outputs import atomic_write_csv
+from faerslake.quarters import format_ranges
+from faerslake.report import ReportContext, Upstream, quarter_sort_key, read_upstream, write_report
+from faerslake.tables import Warehouse
+
+RESULT_SCHEMA = (
+    "study STRING, cohort STRING, exposed_reports BIGINT, exposed_events BIGINT, "
+    "control_reports BIGINT, control_events BIGINT, ror DOUBLE, ror_ci_lower DOUBLE, "
+    "ror_ci_upper DOUBLE, haldane_corrected BOOLEAN, fisher_p DOUBLE, fisher_q DOUBLE, "
+    "a BIGINT, b BIGINT, c BIGINT, d BIGINT, prr DOUBLE, prr_chi2 DOUBLE"
+)
+MH_SCHEMA = (
+    "study STRING, cohort STRING, strata STRING, strata_used BIGINT, crude_ror DOUBLE, "
+    "mh_ror DOUBLE, mh_ci_lower DOUBLE, mh_ci_upper DOUBLE"
+)
+_LOGGER = "faerslake.gold"
+
+
+def gold_tables(study: Study) -> list[str]:
+    """The gold tables a study writes, as ``<study>/<table>`` names."""
+    return [f"{study.name}/{t}" for t in ("cohort_members", "cohort_results", "mantel_haenszel")]
+
+
+def cohort_counts(members: DataFrame, study: Study) -> pd.DataFrame:
+    """Per-cohort report and event counts, in study order, zeros included.
+
+    Only 2 rows per cohort come to the driver."""
+    rows = (
+        members.groupBy("cohort", "exposed")
+        .agg(F.count(F.lit(1)).alias("reports"), F.sum(F.col("event").cast("long")).alias("events"))
+        .collect()
+    )
+    got = {(r["cohort"], bool(r["exposed"])): (int(r["reports"]), int(r["events"] or 0)) for r in rows}
+    out = []
+    for c in study.cohorts:
+        er, ee = got.get((c.name, True), (0, 0))
+        cr, ce = got.get((c.name, False), (0, 0))
+        out.append({"study": study.name, "cohort": c.name, "exposed_reports": er, "exposed_events": ee,
+                    "control_reports": cr, "control_events": ce})
+    return pd.DataFrame(out, columns=["study", "cohort", *stats.COUNT_COLUMNS])
+
+
+def read_silver(spark: SparkSession, wh: Warehouse) -> tuple[dict[str, DataFrame], dict[str, int]]:
+    """The silver tables this stage reads, each at its current version, and those versions."""
+    silver: dict[str, DataFrame] = {}
+    versions: dict[str, int] = {}
+    for name in SILVER_COLUMNS:
+        df, v = read_pinned(spark, wh, "silver", name)
+        if df is None:
+            where = wh.name("silver", name) if wh.by_catalog else wh.path("silver", name)
+            raise InputError(f"silver table '{name}' not found at {where}; run 'faerslake ingest' and "
+                             f"'faerslake build' first (or 'faerslake run').")
+        require_columns(df, name, SILVER_COLUMNS[name])
+        silver[name] = df
+        versions[f"silver/{name}"] = v
+    return silver, versions
+
+
+def write_members(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame) -> DataFrame:
+    """Write ``<study>/cohort_members`` and return it read back, so later counts
+    read the table instead of running the joins again."""
+    name = f"{study.name}/cohort_members"
+    wh.write(members.select(*MEMBER_COLUMNS), "gold", name, mode="overwrite", overwriteSchema="true")
+    checkpoint("study.after_members")  # crash tests: members written, results not
+    return wh.read(spark, "gold", name)
+
+
+def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame,
+              reports: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream]:
+    """(cohort results, MH table, quarters covered, upstream tables for the report)."""
+    # the four small reads are independent Spark jobs: run them side by side
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        f_counts = pool.submit(cohort_counts, members, study)
+        f_strata = pool.submit(strata_counts, members, reports)
+        f_quarters = pool.submit(lambda: [r[0] for r in reports.select("quarter").distinct().collect()])
+        f_upstream = pool.submit(read_upstream, spark, wh)
+        results = stats.cohort_statistics(f_counts.result())
+        mh = mantel_haenszel_table(members, reports, study, results, rows=f_strata.result())
+        quarters = sorted(f_quarters.result(), key=quarter_sort_key)
+        upstream = f_upstream.result()
+    return results, mh, quarters, upstream
+
+
+def write_results(spark: SparkSession, wh: Warehouse, study: Study, out_dir: Path,
+                  results: pd.DataFrame, mh: pd.DataFrame, log: Callable[[str], None]) -> None:
+    """``<study>/cohort_results`` and ``<study>/mantel_haenszel``: Delta tables and CSVs."""
+    tables = [(results, RESULT_SCHEMA, "cohort_results"), (mh, MH_SCHEMA, "mantel_haenszel")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for f in [pool.submit(wh.write, to_spark(spark, pdf, schema), "gold", f"{study.name}/{table}",
+                              mode="overwrite", overwriteSchema="true") for pdf, schema, table in tables]:
+            f.result()
+    csv_path = atomic_write_csv(out_dir / "cohort_results.csv", results)
+    log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}, {csv_path}")
+    atomic_write_csv(out_dir / "mantel_haenszel.csv", mh)
+
+
+def run_study(
+    spark: SparkSession,
+    warehouse: str,
+    study: Study,
+    output: str,
+    cfg: PipelineConfig | None = None,
+    log: Callable[[str], None] | None = None,
+    failed_quarters: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Silver -> gold for one study; returns the cohort results (pandas, one
+    row per cohort in study order) and writes the tables, CSVs and report.
+
+    ``failed_quarters`` (quarter -> reason: what this run's ingest could not
+    use) is listed in the report."""
+    log = sink(log, _LOGGER)
+    wh = Warehouse(warehouse, cfg.tables if cfg is not None else TableSettings())
+    out_dir = Path(output) / study.name
+
+    silver, versions = read_silver(spark, wh)
+    log(f"study {study.name}: {len(study.cohorts)} cohorts; silver versions "
+        + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
+    members = write_members(spark, wh, study, cohort_members(
+        spark, silver["reports"], silver["drugs"], silver["indications"], silver["reactions"], study))
+    reports = in_period(silver["reports"], study)
+    results, mh, quarters, upstream = summarise(spark, wh, study, members, reports)
+    write_results(spark, wh, study, out_dir, results, mh, log)
+
+    gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}
+    ctx = ReportContext(
+        study=study, warehouse=warehouse, quarters=quarters, quarters_text=format_ranges(quarters),
+        failed_quarters=dict(failed_quarters or {}),
+        dedup_summary=upstream.dedup_summary, audit_totals=upstream.audit_totals,
+        source_manifest=upstream.source_manifest,
+        table_versions={**versions, **upstream.versions, **gold_versions},
+        mantel_haenszel=mh, faerslake_version=__version__,
+        generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    )
+    paths = write_report(out_dir, results, ctx)
+    log(f"study {study.name}: report -> {paths.get('md')}")
+    return results

@@ -1,0 +1,103 @@
+"""What the report says besides the results: a typed :class:`ReportContext`,
+and the small upstream tables (de-dup summary, audit totals, source manifest)
+read from the warehouse at their current Delta version."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from faerslake.quarters import quarter_index
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from faerslake.config import Study
+    from faerslake.tables import Warehouse
+
+
+@dataclass
+class ReportContext:
+    """Everything a report shows besides the cohort results; each piece may be
+    missing (a study run on a warehouse built elsewhere) and is then reported
+    as 'not available'."""
+
+    study: Study | None = None
+    warehouse: str | None = None
+    quarters: list[str] | None = None
+    quarters_text: str | None = None
+    # quarter -> reason: what this run's ingest could not use
+    failed_quarters: dict[str, str] | None = field(default_factory=dict)
+    dedup_summary: pd.DataFrame | None = None
+    audit_totals: dict[str, int] | None = None
+    source_manifest: pd.DataFrame | None = None
+    # "layer/table" -> Delta version read or written (None: not known)
+    table_versions: dict[str, int | None] | None = field(default_factory=dict)
+    mantel_haenszel: pd.DataFrame | None = None
+    faerslake_version: str = "?"
+    generated_at: str = "?"
+
+    @classmethod
+    def of(cls, context: ReportContext | Mapping[str, Any] | None) -> ReportContext:
+        """``context`` itself, or a context from a dict of these field names
+        (other keys are ignored)."""
+        if isinstance(context, cls):
+            return context
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (context or {}).items() if k in names})
+
+
+@dataclass
+class Upstream:
+    """The upstream tables the report summarises, and the versions read."""
+
+    dedup_summary: pd.DataFrame | None = None
+    audit_totals: dict[str, int] | None = None
+    source_manifest: pd.DataFrame | None = None
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+def quarter_sort_key(q: Any) -> int:
+    """Time order of quarters; anything that is not a quarter sorts last."""
+    try:
+        return quarter_index(q)
+    except Exception:
+        return 10**9
+
+
+AUDIT_SUMS = ["lines_read", "rows_loaded", "rows_repaired", "lines_repaired", "rows_quarantined"]
+
+
+def read_upstream(spark: SparkSession, wh: Warehouse) -> Upstream:
+    """Small upstream tables for the report (each may be missing): the
+    de-dup summary ('all' first, then quarters in time order), the ingest audit
+    summed over table files, and the source manifest."""
+    # imported here: gold imports this package, and this reads through gold's helpers
+    from pyspark.sql import functions as F
+
+    from faerslake.gold.io import read_pinned, small_pandas
+
+    up = Upstream()
+    dedup, v = read_pinned(spark, wh, "silver", "dedup_summary")
+    if dedup is not None:
+        up.versions["silver/dedup_summary"] = v
+        pdf = small_pandas(dedup)  # one row per quarter + 'all'
+        pdf["_o"] = pdf["scope"].map(lambda s: -1 if s == "all" else quarter_sort_key(s))
+        up.dedup_summary = pdf.sort_values("_o").drop(columns="_o").reset_index(drop=True)
+    audit, v = read_pinned(spark, wh, "bronze", "ingest_audit")
+    if audit is not None:
+        up.versions["bronze/ingest_audit"] = v
+        cols = [c for c in AUDIT_SUMS if c in audit.columns]
+        row = audit.agg(F.count(F.lit(1)).alias("table_files"),
+                        F.countDistinct("quarter").alias("quarters"),
+                        *[F.sum(c).alias(c) for c in cols]).first()
+        up.audit_totals = {k: (int(row[k]) if row[k] is not None else 0) for k in row.asDict()}
+    manifest, v = read_pinned(spark, wh, "bronze", "source_manifest")
+    if manifest is not None:
+        up.versions["bronze/source_manifest"] = v
+        cols = [c for c in ["source", "quarter", "sha256", "size_bytes"] if c in manifest.columns]
+        up.source_manifest = small_pandas(manifest.select(*cols))  # one row per source file
+    return up

@@ -1,0 +1,178 @@
+"""The report's six sections, built from the results and a :class:`ReportContext`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from faerslake.report.context import ReportContext
+from faerslake.report.document import Image, Section, Table
+from faerslake.report.format import fmt_ci, fmt_int, fmt_num, fmt_p, is_null
+
+NOT_AVAILABLE = "not available"
+
+
+def _results_table(results: pd.DataFrame) -> Table:
+    header = ["cohort", "exposed", "exposed events", "control", "control events", "ROR",
+              "95 % CI", "Haldane", "Fisher p", "BH q", "PRR"]
+    rows = [[str(r["cohort"]), fmt_int(r["exposed_reports"]), fmt_int(r["exposed_events"]),
+             fmt_int(r["control_reports"]), fmt_int(r["control_events"]), fmt_num(r["ror"]),
+             fmt_ci(r["ror_ci_lower"], r["ror_ci_upper"]), "yes" if r["haldane_corrected"] else "no",
+             fmt_p(r["fisher_p"]), fmt_p(r["fisher_q"]), fmt_num(r.get("prr"))]
+            for r in results.to_dict("records")]
+    return Table(header, rows)
+
+
+def _results_section(results: pd.DataFrame, plot_name: str | None) -> Section:
+    sec = Section("Cohort results", [
+        "a = exposed with event, b = exposed without, c = controls with event, d = controls without; "
+        "ROR = (a/b)/(c/d) with exp(ln ROR ± 1.959964·SE); Haldane: 0.5 added to every cell when one "
+        "is 0; – = not estimable (a whole row or column is 0). Fisher p is two-sided on the "
+        "uncorrected table; q is Benjamini–Hochberg over the cohorts with a p-value.",
+        _results_table(results),
+    ])
+    if plot_name:
+        sec.blocks.append(Image(plot_name, "forest plot of ROR per cohort"))
+    return sec
+
+
+def _published_section(results: pd.DataFrame, published: dict[str, dict[str, Any]]) -> Section:
+    sec = Section("Published figures beside ours")
+    if not published:
+        sec.blocks.append(f"The study file has no `published` section: {NOT_AVAILABLE}.")
+        return sec
+    sec.blocks.append("Published: the figures in the study file's `published` section "
+                      "(for the default study: Makunts, Wollmer & Abagyan, Sci Rep 2020, FAERS 2004–2019).")
+    header = ["cohort", "exposed (ours)", "exposed (published)", "control (ours)",
+              "control (published)", "ROR (ours)", "ROR (published)", "note"]
+    rows = []
+    ours = {r["cohort"]: r for r in results.to_dict("records")}
+    for cohort in list(ours) + [c for c in published if c not in ours]:
+        r = ours.get(cohort, {})
+        p = published.get(cohort) or {}
+        pub_ror = fmt_num(p.get("ror")) if "ror" in p else "–"
+        if "ror_ci_lower" in p and "ror_ci_upper" in p:
+            pub_ror += f" ({fmt_ci(p['ror_ci_lower'], p['ror_ci_upper'])})"
+        our_ror = fmt_num(r.get("ror"))
+        if r and not is_null(r.get("ror")):
+            our_ror += f" ({fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])})"
+        rows.append([str(cohort), fmt_int(r.get("exposed_reports")), fmt_int(p.get("exposed_reports")),
+                     fmt_int(r.get("control_reports")), fmt_int(p.get("control_reports")),
+                     our_ror, pub_ror, str(p.get("note", ""))])
+    sec.blocks.append(Table(header, rows))
+    return sec
+
+
+def _data_section(ctx: ReportContext) -> Section:
+    sec = Section("Data")
+    quarters = ctx.quarters
+    qt = ctx.quarters_text or (", ".join(quarters) if quarters else None)
+    sec.blocks.append(f"Quarters covered: {qt or NOT_AVAILABLE}"
+                      + (f" ({len(quarters)} quarter{'s' if len(quarters) != 1 else ''})." if quarters else "."))
+    failed = ctx.failed_quarters or {}
+    if failed:
+        sec.blocks.append(f"Warning: {len(failed)} quarter{'s' if len(failed) != 1 else ''} could not be ingested "
+                          "in this run and are missing from every count below (also in "
+                          "`ingest_failures.csv`):")
+        sec.blocks.append(Table(["quarter", "reason"], [[q, r] for q, r in sorted(failed.items())]))
+    audit = ctx.audit_totals
+    if audit:
+        header = ["table files", "quarters", "lines read", "rows loaded", "rows repaired",
+                  "lines repaired", "rows quarantined"]
+        keys = ["table_files", "quarters", "lines_read", "rows_loaded", "rows_repaired",
+                "lines_repaired", "rows_quarantined"]
+        sec.blocks.append("Ingest audit totals (`bronze/ingest_audit`):")
+        sec.blocks.append(Table(header, [[fmt_int(audit.get(k)) for k in keys]]))
+    else:
+        sec.blocks.append(f"Ingest audit totals: {NOT_AVAILABLE}.")
+    dedup = ctx.dedup_summary
+    if dedup is not None and len(dedup):
+        cols = [c for c in ["scope", "reports_read", "removed_deleted", "removed_older_versions",
+                            "removed_strict_duplicates", "reports_kept"] if c in dedup.columns]
+        sec.blocks.append("De-duplication (`silver/dedup_summary`; spec §2):")
+        sec.blocks.append(Table(
+            [c.replace("_", " ") for c in cols],
+            [[str(r[c]) if c == "scope" else fmt_int(r[c]) for c in cols] for r in dedup.to_dict("records")],
+        ))
+    else:
+        sec.blocks.append(f"De-duplication summary: {NOT_AVAILABLE}.")
+    return sec
+
+
+def _definition_section(study: Any) -> Section:
+    sec = Section("Study definition")
+    if study is None:
+        sec.blocks.append(NOT_AVAILABLE)
+        return sec
+    ex = study.exclusions
+    sec.blocks += [
+        study.description.strip() if study.description else "",
+        f"Exposure tokens: {', '.join(study.exposure.tokens)}; exclusion tokens: "
+        f"{', '.join(study.exposure.exclude_tokens) or 'none'}; role codes: "
+        f"{', '.join(study.exposure_role_codes) if study.exposure_role_codes else 'any'}.",
+        f"Event (any REAC PT): {', '.join(study.outcome_pts)}.",
+        "Exclusions: " + (
+            ("reports with an outcome PT as indication; " if ex.outcome_indications else "")
+            + f"reports with a drug matching {len(ex.drug_tokens)} tokens"
+            if ex.enabled else "off") + ".",
+        f"Period: {study.period or 'all quarters in the warehouse'}.",
+        Table(["cohort", "indication PTs"], [[c.name, ", ".join(c.indications)] for c in study.cohorts]),
+    ]
+    sec.blocks = [b for b in sec.blocks if b != ""]
+    return sec
+
+
+def _provenance_section(ctx: ReportContext) -> Section:
+    sec = Section("Provenance")
+    src = getattr(ctx.study, "source_path", None)
+    sha = getattr(ctx.study, "sha256", None)
+    sec.blocks.append(f"Study file: `{src or NOT_AVAILABLE}`, sha256 `{sha or NOT_AVAILABLE}`.")
+    sec.blocks.append(f"Warehouse: `{ctx.warehouse or NOT_AVAILABLE}`; faerslake "
+                      f"{ctx.faerslake_version}; generated {ctx.generated_at}.")
+    versions = ctx.table_versions or {}
+    if versions:
+        sec.blocks.append("Delta table versions (read the same data again with "
+                          "`spark.read.format(\"delta\").option(\"versionAsOf\", N).load(WH/<table>)`):")
+        sec.blocks.append(Table(["table", "version"],
+                                [[k, NOT_AVAILABLE if v is None else str(v)] for k, v in versions.items()]))
+    else:
+        sec.blocks.append(f"Delta table versions: {NOT_AVAILABLE}.")
+    manifest = ctx.source_manifest
+    if manifest is not None and len(manifest):
+        cols = [c for c in ["quarter", "source", "sha256", "size_bytes"] if c in manifest.columns]
+        m = manifest.copy()
+        if "quarter" in m.columns:
+            m = m.sort_values([c for c in ("quarter", "source") if c in m.columns])
+        sec.blocks.append("Source files (`bronze/source_manifest`):")
+        sec.blocks.append(Table(cols, [[fmt_int(r[c]) if c == "size_bytes" else str(r[c]) for c in cols]
+                                       for r in m.to_dict("records")]))
+    else:
+        sec.blocks.append(f"Source manifest SHA-256s: {NOT_AVAILABLE}.")
+    return sec
+
+
+def _mh_section(mh: pd.DataFrame | None) -> Section:
+    sec = Section("Mantel–Haenszel pooled ROR (extra)")
+    if mh is None or not len(mh):
+        sec.blocks.append(f"Mantel–Haenszel pooled ROR: {NOT_AVAILABLE}.")
+        return sec
+    sec.blocks.append(f"Strata: {mh['strata'].iloc[0]}; Robins–Breslow–Greenland 95 % CI; "
+                      "strata with fewer than 2 reports are skipped.")
+    sec.blocks.append(Table(
+        ["cohort", "strata used", "crude ROR", "MH ROR", "95 % CI"],
+        [[str(r["cohort"]), fmt_int(r["strata_used"]), fmt_num(r["crude_ror"]), fmt_num(r["mh_ror"]),
+          fmt_ci(r["mh_ci_lower"], r["mh_ci_upper"])] for r in mh.to_dict("records")],
+    ))
+    return sec
+
+
+def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any],
+                   plot_name: str | None) -> list[Section]:
+    """The report in order: results, published figures, MH, data, definition, provenance."""
+    ctx = ReportContext.of(ctx)
+    return [_results_section(results, plot_name),
+            _published_section(results, getattr(ctx.study, "published", {}) or {}),
+            _mh_section(ctx.mantel_haenszel), _data_section(ctx),
+            _definition_section(ctx.study), _provenance_section(ctx)]
