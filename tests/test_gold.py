@@ -10,22 +10,15 @@ import pandas as pd
 import pytest
 from faerslake import gold
 from faerslake.config import load_study
+from faerslake.contracts import SILVER
 from faerslake.errors import InputError
 from faerslake.tables import Warehouse
 
-# --- the silver contract (docs/architecture.md), explicit schemas --------- #
-REPORTS_SCHEMA = (
-    "report_key BIGINT, caseid BIGINT, caseversion INT, era STRING, quarter STRING, fda_dt STRING, "
-    "event_dt STRING, event_date DATE, age_years DOUBLE, sex STRING, reporter_country STRING, "
-    "occp_cod STRING, rept_cod STRING, i_f_code STRING"
-)
-DRUGS_SCHEMA = (
-    "report_key BIGINT, quarter STRING, drug_seq BIGINT, role_cod STRING, drugname STRING, "
-    "prod_ai STRING, drugname_norm STRING, prod_ai_norm STRING"
-)
-INDI_SCHEMA = "report_key BIGINT, quarter STRING, drug_seq BIGINT, indi_pt STRING, indi_pt_norm STRING"
-REAC_SCHEMA = "report_key BIGINT, quarter STRING, pt STRING, pt_norm STRING"
-
+# --- the silver contract: the inputs are built from faerslake.contracts ---- #
+REPORTS_SCHEMA = SILVER["reports"]
+DRUGS_SCHEMA = SILVER["drugs"]
+INDI_SCHEMA = SILVER["indications"]
+REAC_SCHEMA = SILVER["reactions"]
 
 def norm_drug(s):
     """Spec §1 drug normalisation (what silver writes in *_norm)."""

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from faerslake import gold, report, stats
 from faerslake.config import load_study
+from faerslake.contracts import SILVER
 from faerslake.tables import Warehouse
 from matplotlib.image import imread
 
@@ -173,21 +174,18 @@ def test_run_study_report_provenance(spark, study, tmp_path):
     wh.write(spark.createDataFrame(
         [(1, 11, 1, "faers", "2013Q1", "20130105", None, None, 40.0, "F", "US", "MD", "EXP", "I"),
          (2, 12, 1, "faers", "2013Q1", "20130105", None, None, 50.0, "M", "US", "MD", "EXP", "I")],
-        "report_key BIGINT, caseid BIGINT, caseversion INT, era STRING, quarter STRING, fda_dt STRING, "
-        "event_dt STRING, event_date DATE, age_years DOUBLE, sex STRING, reporter_country STRING, "
-        "occp_cod STRING, rept_cod STRING, i_f_code STRING"), "silver", "reports")
+        SILVER["reports"]), "silver", "reports")
     wh.write(spark.createDataFrame(
         [(1, "2013Q1", 1, "PS", "BOTOX", None, "BOTOX", None),
          (2, "2013Q1", 1, "PS", "TOPIRAMATE", None, "TOPIRAMATE", None)],
-        "report_key BIGINT, quarter STRING, drug_seq BIGINT, role_cod STRING, drugname STRING, "
-        "prod_ai STRING, drugname_norm STRING, prod_ai_norm STRING"), "silver", "drugs")
+        SILVER["drugs"]), "silver", "drugs")
     indi = spark.createDataFrame(
         [(1, "2013Q1", 1, "MIGRAINE", "MIGRAINE"), (2, "2013Q1", 1, "MIGRAINE", "MIGRAINE")],
-        "report_key BIGINT, quarter STRING, drug_seq BIGINT, indi_pt STRING, indi_pt_norm STRING")
+        SILVER["indications"])
     wh.write(indi, "silver", "indications")
     wh.write(indi, "silver", "indications")  # second commit: version 1
     wh.write(spark.createDataFrame([(2, "2013Q1", "DEPRESSION", "DEPRESSION")],
-                                   "report_key BIGINT, quarter STRING, pt STRING, pt_norm STRING"),
+                                   SILVER["reactions"]),
              "silver", "reactions")
     wh.write(spark.createDataFrame(
         [("all", 2, 0, 0, 0, 2), ("2013Q1", 2, 0, 0, 0, 2)],

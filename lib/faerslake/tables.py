@@ -59,6 +59,16 @@ class Warehouse:
             return spark.read.table(self.name(layer, name))
         return spark.read.format("delta").load(self.path(layer, name))
 
+    def read_pinned(self, spark, layer: str, name: str):
+        """(the table at its current version, that version), or (None, None)
+        when it does not exist: every later read of the frame sees that version."""
+        version = self.version(spark, layer, name)
+        if version is None:
+            return None, None
+        if self.by_catalog:
+            return spark.sql(f"SELECT * FROM {self.name(layer, name)} VERSION AS OF {version}"), version
+        return spark.read.format("delta").option("versionAsOf", version).load(self.path(layer, name)), version
+
     def writer(self, df, mode: str = "overwrite", partition_by: list[str] | None = None, **options):
         w = df.write.format("delta").mode(mode)
         if partition_by:
@@ -154,3 +164,15 @@ def _log_version(spark, path: str):
             v = int(m.group(1))
             best = v if best is None or v > best else best
     return _UNKNOWN if best is None else best
+
+
+def to_spark(spark, pdf, schema):
+    """A small pandas frame -> Spark with an explicit schema (StructType or DDL);
+    NaN becomes null, numpy scalars Python values."""
+    from faerslake.report.format import is_null
+
+    names = ([f.name for f in schema.fields] if hasattr(schema, "fields")
+             else [f.split()[0] for f in schema.split(", ")])
+    rows = [tuple(None if is_null(v) else v.item() if hasattr(v, "item") else v for v in rec)
+            for rec in pdf[names].itertuples(index=False)]
+    return spark.createDataFrame(rows, schema)

@@ -14,13 +14,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from faerslake.config import DrugMatch, Study
-from faerslake.errors import InputError
+from faerslake.contracts import GOLD, SILVER, columns, require
 from faerslake.normalise import clean_code
 from faerslake.quarters import quarter_range
 
 KEYS = ["report_key", "quarter"]
 
-# The silver contract (docs/architecture.md) columns this stage reads.
+# The columns of the silver contract (faerslake.contracts.SILVER) this stage reads.
 SILVER_COLUMNS: dict[str, list[str]] = {
     "reports": ["report_key", "quarter", "era", "sex", "age_years"],
     "drugs": ["report_key", "quarter", "drug_seq", "role_cod", "drugname_norm", "prod_ai_norm"],
@@ -28,7 +28,7 @@ SILVER_COLUMNS: dict[str, list[str]] = {
     "reactions": ["report_key", "quarter", "pt_norm"],
 }
 
-MEMBER_COLUMNS = ["report_key", "quarter", "cohort", "exposed", "event"]
+MEMBER_COLUMNS = columns(GOLD["cohort_members"])
 
 
 def _col(c: str | Column) -> Column:
@@ -74,13 +74,9 @@ def is_exposure_drug(study: Study, drugname_norm: str | Column = "drugname_norm"
 
 
 def require_columns(df: DataFrame, table: str, columns: list[str]) -> None:
-    """Raise :class:`InputError` naming the silver columns ``df`` lacks."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise InputError(
-            f"silver table '{table}' lacks column(s) {', '.join(missing)}; "
-            "rebuild silver with this version ('faerslake build')."
-        )
+    """Raise :class:`InputError` naming the silver columns ``df`` lacks (or has
+    of another type than the silver contract)."""
+    require(df, SILVER[table], f"silver table '{table}'", needed=columns)
 
 
 def in_period(df: DataFrame, study: Study) -> DataFrame:

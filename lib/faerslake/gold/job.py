@@ -14,27 +14,20 @@ from pyspark.sql import functions as F
 
 from faerslake import __version__, stats
 from faerslake.config import PipelineConfig, Study, TableSettings
+from faerslake.contracts import GOLD
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
+from faerslake.files import atomic_write_csv
 from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
 from faerslake.gold.io import read_pinned, to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
 from faerslake.logs import sink
-from faerslake.outputs import atomic_write_csv
 from faerslake.quarters import format_ranges
 from faerslake.report import ReportContext, Upstream, quarter_sort_key, read_upstream, write_report
-from faerslake.tables import Warehouse
+from faerslake.tables import WRITE_THREADS, Warehouse
 
-RESULT_SCHEMA = (
-    "study STRING, cohort STRING, exposed_reports BIGINT, exposed_events BIGINT, "
-    "control_reports BIGINT, control_events BIGINT, ror DOUBLE, ror_ci_lower DOUBLE, "
-    "ror_ci_upper DOUBLE, haldane_corrected BOOLEAN, fisher_p DOUBLE, fisher_q DOUBLE, "
-    "a BIGINT, b BIGINT, c BIGINT, d BIGINT, prr DOUBLE, prr_chi2 DOUBLE"
-)
-MH_SCHEMA = (
-    "study STRING, cohort STRING, strata STRING, strata_used BIGINT, crude_ror DOUBLE, "
-    "mh_ror DOUBLE, mh_ci_lower DOUBLE, mh_ci_upper DOUBLE"
-)
+RESULT_SCHEMA = GOLD["cohort_results"]
+MH_SCHEMA = GOLD["mantel_haenszel"]
 _LOGGER = "faerslake.gold"
 
 
@@ -91,7 +84,7 @@ def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFra
               reports: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream]:
     """(cohort results, MH table, quarters covered, upstream tables for the report)."""
     # the four small reads are independent Spark jobs: run them side by side
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         f_counts = pool.submit(cohort_counts, members, study)
         f_strata = pool.submit(strata_counts, members, reports)
         f_quarters = pool.submit(lambda: [r[0] for r in reports.select("quarter").distinct().collect()])

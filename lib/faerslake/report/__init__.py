@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from faerslake.outputs import atomic_write_bytes, atomic_write_text
+from faerslake.files import atomic_write_bytes, atomic_write_text
 from faerslake.report.console import format_cohort_table, print_cohort_table
 from faerslake.report.context import ReportContext, Upstream, quarter_sort_key, read_upstream
 from faerslake.report.document import Image, Section, Table, render_html, render_markdown
