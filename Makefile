@@ -41,6 +41,7 @@ test-quick: install
 
 lint: install
 	$(VENV)/bin/ruff check lib jobs tests bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run_bench.py

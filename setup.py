@@ -22,7 +22,7 @@ setup(
     license="Apache-2.0",
     package_dir={"": "lib"},
     packages=find_packages("lib"),
-    package_data={"faerslake": ["resources/*"]},
+    package_data={"faerslake": ["resources/*", "py.typed"]},
     python_requires=">=3.10",
     install_requires=[
         "pandas>=2.2,<3",
@@ -40,6 +40,9 @@ setup(
             "hypothesis>=6.100",
             "duckdb>=1.1",
             "ruff>=0.6",
+            "mypy>=1.10",
+            "pandas-stubs",
+            "types-PyYAML",
         ],
     },
     entry_points={"console_scripts": ["faerslake=faerslake.cli:main"]},

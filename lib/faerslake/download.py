@@ -226,13 +226,7 @@ def download_quarters(
     and, under ``missing`` / ``failed``, what went wrong. A rerun resumes.
     """
     log = sink(log, __name__)
-    if not quarters:
-        raise FaerslakeError("give the quarters to download, e.g. --quarters 2004Q1:2026Q2")
-    if retries < 0:
-        raise FaerslakeError("--retries must be 0 or more")
-    base = (base_url or FDA_EXPORTS).rstrip("/") + "/"
-    if not base.startswith(("http://", "https://")):
-        raise FaerslakeError(f"--base-url {base_url} should start with http:// or https://")
+    base = _check_arguments(quarters, retries, base_url)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mpath = dest / MANIFEST
@@ -241,7 +235,7 @@ def download_quarters(
     entries = {e["quarter"]: e for e in manifest["files"] if isinstance(e, dict) and "quarter" in e}
     missing: dict[str, str] = {}
     failed: dict[str, str] = {}
-    qs = [parse_quarter(q) for q in quarters]
+    qs = [parse_quarter(q) for q in quarters or []]
 
     def save() -> None:
         manifest["files"] = sorted(entries.values(), key=lambda e: quarter_index(e["quarter"]))
@@ -252,17 +246,12 @@ def download_quarters(
     for i, q in enumerate(qs, 1):
         label = f"[{i}/{len(qs)}] {q}"
         names = candidate_names(q)
-        # already here and verified earlier (same size and checksum)?
-        have = entries.get(q)
-        if have and (dest / have["file"]).exists():
-            f = dest / have["file"]
-            if f.stat().st_size == have["size"] and sha256_file(f) == have["sha256"]:
-                log(f"{label}: {have['file']} already downloaded and verified")
-                continue
+        if _already_verified(entries.get(q), dest):
+            log(f"{label}: {entries[q]['file']} already downloaded and verified")
+            continue
         present = [n for n in names if (dest / n).exists()]
         if present and _zip_problem(dest / present[0]) is None:
-            f = dest / present[0]
-            entries[q] = _entry(q, f, base + present[0])
+            entries[q] = _entry(q, dest / present[0], base + present[0])
             log(f"{label}: {present[0]} already present; verified and recorded")
             save()
             continue
@@ -292,6 +281,26 @@ def download_quarters(
         )
     log(f"downloaded {len(qs)} quarters into {dest} ({mpath.name} updated)")
     return manifest
+
+
+def _check_arguments(quarters: list[str] | None, retries: int, base_url: str | None) -> str:
+    """The base URL (with a trailing slash), after checking the arguments."""
+    if not quarters:
+        raise FaerslakeError("give the quarters to download, e.g. --quarters 2004Q1:2026Q2")
+    if retries < 0:
+        raise FaerslakeError("--retries must be 0 or more")
+    base = (base_url or FDA_EXPORTS).rstrip("/") + "/"
+    if not base.startswith(("http://", "https://")):
+        raise FaerslakeError(f"--base-url {base_url} should start with http:// or https://")
+    return base
+
+
+def _already_verified(have: dict | None, dest: Path) -> bool:
+    """Downloaded and verified earlier: the file is there with the recorded size and checksum."""
+    if not have or not (dest / have["file"]).exists():
+        return False
+    f = dest / have["file"]
+    return f.stat().st_size == have["size"] and sha256_file(f) == have["sha256"]
 
 
 def _entry(q: str, f: Path, url: str) -> dict:

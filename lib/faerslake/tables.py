@@ -86,7 +86,7 @@ class Warehouse:
             w.save(self.path(layer, name))
 
     def write_counted(self, spark, df, layer: str, name: str,
-                      write: Callable[[Any], None] | None = None, **options) -> int:
+                      write: Callable[[Any], None] | None = None, options: dict[str, str] | None = None) -> int:
         """Write ``df`` to ``layer/name`` and return the rows written.
 
         ``write(df)`` does the write when given (e.g. bronze's replaceWhere with
@@ -97,7 +97,7 @@ class Warehouse:
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
-        do = write or (lambda d: self.write(d, layer, name, **options))
+        do = write or (lambda d: self.write(d, layer, name, "overwrite", None, **(options or {})))
         if self.by_catalog:
             do(df)
             return self.rows_last_written(spark, layer, name)

@@ -55,10 +55,10 @@ def cohort_counts(members: DataFrame, study: Study) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["study", "cohort", *stats.COUNT_COLUMNS])
 
 
-def read_silver(spark: SparkSession, wh: Warehouse) -> tuple[dict[str, DataFrame], dict[str, int]]:
+def read_silver(spark: SparkSession, wh: Warehouse) -> tuple[dict[str, DataFrame], dict[str, int | None]]:
     """The silver tables this stage reads, each at its current version, and those versions."""
     silver: dict[str, DataFrame] = {}
-    versions: dict[str, int] = {}
+    versions: dict[str, int | None] = {}
     for name in SILVER_COLUMNS:
         df, v = read_pinned(spark, wh, "silver", name)
         if df is None:

@@ -78,7 +78,7 @@ def mantel_haenszel_table(members: DataFrame, reports: DataFrame, study: Study, 
     crude = dict(zip(results["cohort"], results["ror"], strict=True))
     out = []
     for c in study.cohorts:
-        pooled = stats.mantel_haenszel([tuple(v) for v in cells.get(c.name, {}).values()])
+        pooled = stats.mantel_haenszel([(v[0], v[1], v[2], v[3]) for v in cells.get(c.name, {}).values()])
         out.append({"study": study.name, "cohort": c.name, "strata": MH_STRATA,
                     "strata_used": pooled.strata_used, "crude_ror": crude.get(c.name),
                     "mh_ror": pooled.ror, "mh_ci_lower": pooled.ci_lower, "mh_ci_upper": pooled.ci_upper})

@@ -6,6 +6,7 @@ scripts and users read; only the null test is shared with the report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ def _fmt_g(v: Any, spec: str = ".3g") -> str:
     return "-" if is_null(v) else format(v, spec)
 
 
-def _cells(r: dict[str, Any]) -> list[str]:
+def _cells(r: Mapping[Any, Any]) -> list[str]:
     ci = "-" if is_null(r["ror"]) else f"{_fmt_g(r['ror_ci_lower'])}–{_fmt_g(r['ror_ci_upper'])}"
     ror = _fmt_g(r["ror"]) + ("*" if r.get("haldane_corrected") else "")
     return [str(r["cohort"]), str(r["exposed_reports"]), str(r["exposed_events"]),

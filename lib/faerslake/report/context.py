@@ -44,10 +44,11 @@ class ReportContext:
     def of(cls, context: ReportContext | Mapping[str, Any] | None) -> ReportContext:
         """``context`` itself, or a context from a dict of these field names
         (other keys are ignored)."""
-        if isinstance(context, cls):
+        if isinstance(context, ReportContext):
             return context
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (context or {}).items() if k in names})
+        data: Mapping[str, Any] = context or {}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -57,7 +58,7 @@ class Upstream:
     dedup_summary: pd.DataFrame | None = None
     audit_totals: dict[str, int] | None = None
     source_manifest: pd.DataFrame | None = None
-    versions: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int | None] = field(default_factory=dict)
 
 
 def quarter_sort_key(q: Any) -> int:
@@ -79,14 +80,13 @@ def read_upstream(spark: SparkSession, wh: Warehouse) -> Upstream:
     from pyspark.sql import functions as F
 
     from faerslake.gold.io import read_pinned, small_pandas
+    from faerslake.silver.dedup import order_summary
 
     up = Upstream()
     dedup, v = read_pinned(spark, wh, "silver", "dedup_summary")
     if dedup is not None:
         up.versions["silver/dedup_summary"] = v
-        pdf = small_pandas(dedup)  # one row per quarter + 'all'
-        pdf["_o"] = pdf["scope"].map(lambda s: -1 if s == "all" else quarter_sort_key(s))
-        up.dedup_summary = pdf.sort_values("_o").drop(columns="_o").reset_index(drop=True)
+        up.dedup_summary = order_summary(small_pandas(dedup))  # 'all', then each quarter in time order
     audit, v = read_pinned(spark, wh, "bronze", "ingest_audit")
     if audit is not None:
         up.versions["bronze/ingest_audit"] = v
@@ -94,6 +94,7 @@ def read_upstream(spark: SparkSession, wh: Warehouse) -> Upstream:
         row = audit.agg(F.count(F.lit(1)).alias("table_files"),
                         F.countDistinct("quarter").alias("quarters"),
                         *[F.sum(c).alias(c) for c in cols]).first()
+        assert row is not None  # an aggregate without grouping has one row
         up.audit_totals = {k: (int(row[k]) if row[k] is not None else 0) for k in row.asDict()}
     manifest, v = read_pinned(spark, wh, "bronze", "source_manifest")
     if manifest is not None:

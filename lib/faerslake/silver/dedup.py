@@ -29,6 +29,8 @@ Decisions the spec leaves open (documented and tested):
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -241,7 +243,7 @@ def summarise(counts: list[tuple[str, str, int]]) -> pd.DataFrame:
     for quarter, status, n in counts:
         row = per_q.setdefault(quarter, {c: 0 for c in SUMMARY_COLUMNS[1:]})
         row[col_of[status]] += int(n)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for q, r in per_q.items():
         r["reports_read"] = sum(r[c] for c in col_of.values() if c != "rejected_invalid")
         rows.append({"scope": q, **r})

@@ -79,8 +79,8 @@ def _empty_bronze(spark: SparkSession, columns: list[str]) -> DataFrame:
 
 def _write_counted(spark: SparkSession, wh: Warehouse, df: DataFrame, name: str) -> int:
     """Overwrite silver ``name`` with ``df``; the rows written."""
-    return wh.write_counted(spark, conform(df, SILVER[name]), "silver", name, overwriteSchema="true",
-                            **SILVER_STATS)
+    return wh.write_counted(spark, conform(df, SILVER[name]), "silver", name,
+                            options={"overwriteSchema": "true", **SILVER_STATS})
 
 
 def _bronze_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
