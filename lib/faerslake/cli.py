@@ -59,6 +59,14 @@ class _Help(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Version(argparse.Action):
+    """``--version``, asking git for the commit only when it is used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def _sub(sub, name: str, help_text: str, example: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
                           epilog="example:\n  " + example + "\n", formatter_class=_Help, allow_abbrev=False)
@@ -85,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "4 download failed, 5 finished but some quarters could not be ingested, 130 interrupted.\n\n"
         "example:\n  faerslake run --source data/raw --warehouse wh --output out",
     )
-    parser.add_argument("--version", action="version", version=version_text(),
+    parser.add_argument("--version", action=_Version, nargs=0,
                         help="print the version (and the git commit of a checkout) and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -309,7 +317,12 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    configure(-1 if args.quiet else args.verbose, args.log_file)
+    try:
+        configure(-1 if args.quiet else args.verbose, args.log_file)
+    except OSError as e:
+        print(f"faerslake: error: --log-file {args.log_file} cannot be written ({e.strerror}): "
+              "pass a file in a folder you can write to.", file=sys.stderr)
+        return 2
     if unknown:
         logger.warning(f"ignoring arguments not meant for faerslake: {' '.join(unknown)}")
     record = RunRecord(args.command, argv)

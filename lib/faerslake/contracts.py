@@ -107,10 +107,10 @@ def require(df: DataFrame, s: T.StructType, what: str, needed: list[str] | None 
     wanted = [f for f in s.fields if needed is None or f.name in needed]
     missing = [f.name for f in wanted if f.name not in have]
     if missing:
-        raise InputError(f"{what} lacks column(s) {', '.join(missing)}; rebuild it with this "
-                         f"faerslake version ('faerslake build').")
+        raise InputError(f"{what} lacks column(s) {', '.join(missing)}; "
+                         "rebuild silver with this version ('faerslake build').")
     wrong = [f"{f.name} is {have[f.name].simpleString()}, not {f.dataType.simpleString()}"
              for f in wanted if have[f.name] != f.dataType]
     if wrong:
-        raise InputError(f"{what} has column(s) of the wrong type ({'; '.join(wrong)}); rebuild it with this "
-                         f"faerslake version ('faerslake build').")
+        raise InputError(f"{what} has column(s) of the wrong type ({'; '.join(wrong)}); "
+                         "rebuild silver with this version ('faerslake build').")

@@ -73,3 +73,16 @@ def format_ranges(quarters: list[str]) -> str:
         if i is not None:
             start = prev = i
     return ", ".join(parts)
+
+
+def quarter_sort_key(q: object) -> int:
+    """Time order of quarters; anything that is not a quarter sorts last (never raises)."""
+    try:
+        return quarter_index(str(q))
+    except Exception:  # noqa: BLE001 - a sort key of untrusted table values
+        return 10**9
+
+
+def scope_sort_key(scope: object) -> int:
+    """The order of a ``dedup_summary``: ``all`` first, then quarters in time order."""
+    return -1 if scope == "all" else quarter_sort_key(scope)

@@ -86,21 +86,23 @@ class Warehouse:
             w.save(self.path(layer, name))
 
     def write_counted(self, spark, df, layer: str, name: str,
-                      write: Callable[[Any], None] | None = None, options: dict[str, str] | None = None) -> int:
+                      write: Callable[[Any], None] | None = None, options: dict[str, str] | None = None,
+                      recount: Callable[[], int] | None = None) -> int:
         """Write ``df`` to ``layer/name`` and return the rows written.
 
         ``write(df)`` does the write when given (e.g. bronze's replaceWhere with
         retries); otherwise :meth:`write` with ``options``. Path mode counts on
         the way (an ``Observation``: no second scan); a catalog write runs inside
-        a command that reports no observed metrics, so there the commit's
-        ``numOutputRows`` in the Delta log gives the count."""
+        a command that reports no observed metrics, so there ``recount()``
+        gives the count when given (a table other writers may commit to at the
+        same time), else the commit's ``numOutputRows`` in the Delta log."""
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
         do = write or (lambda d: self.write(d, layer, name, "overwrite", None, **(options or {})))
         if self.by_catalog:
             do(df)
-            return self.rows_last_written(spark, layer, name)
+            return recount() if recount is not None else self.rows_last_written(spark, layer, name)
         obs = Observation(f"{layer}_{name}".replace("/", "_"))
         do(df.observe(obs, F.count(F.lit(1)).alias("rows")))
         return int(obs.get["rows"])

@@ -211,7 +211,10 @@ def write_tables(spark: SparkSession, wh: Warehouse, writes: list[tuple[str, Dat
 def _write_counted(spark: SparkSession, wh: Warehouse, table: str, df: DataFrame, quarters: list[str],
                    log: Callable[[str], None]) -> int:
     t = time.time()
-    n = wh.write_counted(spark, df, "bronze", table,
-                         write=lambda d: bronze.replace_quarters(spark, wh, d, table, quarters))
+    n = wh.write_counted(
+        spark, df, "bronze", table,
+        write=lambda d: bronze.replace_quarters(spark, wh, d, table, quarters),
+        # other ingests may commit to the same table: count this run's quarters
+        recount=lambda: wh.read(spark, "bronze", table).where(F.col("quarter").isin(quarters)).count())
     log(f"bronze.{table}: {n:,} rows written in {time.time() - t:.1f}s")
     return n

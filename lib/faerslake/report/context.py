@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from faerslake.quarters import quarter_index
-
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -59,14 +57,6 @@ class Upstream:
     audit_totals: dict[str, int] | None = None
     source_manifest: pd.DataFrame | None = None
     versions: dict[str, int | None] = field(default_factory=dict)
-
-
-def quarter_sort_key(q: Any) -> int:
-    """Time order of quarters; anything that is not a quarter sorts last."""
-    try:
-        return quarter_index(q)
-    except Exception:
-        return 10**9
 
 
 AUDIT_SUMS = ["lines_read", "rows_loaded", "rows_repaired", "lines_repaired", "rows_quarantined"]

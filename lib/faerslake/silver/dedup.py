@@ -46,7 +46,7 @@ from faerslake.normalise import (
     quarter_order,
     whole_number,
 )
-from faerslake.quarters import quarter_index
+from faerslake.quarters import scope_sort_key
 
 KEPT, DELETED, OLDER, STRICT, REJECTED = (
     "kept",
@@ -222,10 +222,7 @@ def deduplicate(demo_df: DataFrame, deleted_df: DataFrame) -> DataFrame:
 def order_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """A dedup_summary frame in its order: ``all`` first, then quarters in
     time order, columns as :data:`SUMMARY_COLUMNS`."""
-    def key(scope: str) -> int:
-        return -1 if scope == "all" else quarter_index(scope)
-
-    out = summary.sort_values("scope", key=lambda s: s.map(key)).reset_index(drop=True)
+    out = summary.sort_values("scope", key=lambda s: s.map(scope_sort_key)).reset_index(drop=True)
     return out[[c for c in SUMMARY_COLUMNS if c in out.columns]]
 
 
