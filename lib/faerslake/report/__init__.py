@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 
 from faerslake.files import atomic_write_bytes, atomic_write_text
+from faerslake.quarters import quarter_sort_key
 from faerslake.report.console import format_cohort_table, print_cohort_table
-from faerslake.report.context import ReportContext, Upstream, quarter_sort_key, read_upstream
+from faerslake.report.context import ReportContext, Upstream, read_upstream
 from faerslake.report.document import Image, Section, Table, render_html, render_markdown
 from faerslake.report.format import fmt_ci, fmt_int, fmt_num, fmt_p, is_null
 from faerslake.report.plot import forest_plot_figure, forest_plot_png
