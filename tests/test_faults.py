@@ -224,7 +224,7 @@ def test_run_json_records_the_run(spark, reference):
     from faerslake import __version__
 
     rec = json.loads((reference["out"] / "run.json").read_text())
-    assert rec["command"] == "run" and rec["argv"] == reference["args"]
+    assert rec["command"] == "run" and rec["argv"] == [*reference["args"], *SPARK_ARGS]
     assert rec["exit_status"] == 0 and rec["error"] is None and rec["failed_quarters"] == []
     assert rec["faerslake_version"] == __version__
     assert rec["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", rec["git_commit"])

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from faerslake import gold
 from faerslake.config import load_study
-from faerslake.contracts import SILVER
+from faerslake.contracts import GOLD, SILVER
 from faerslake.errors import InputError
 from faerslake.tables import Warehouse
+from pyspark.testing import assertDataFrameEqual
 
 # --- the silver contract: the inputs are built from faerslake.contracts ---- #
 REPORTS_SCHEMA = SILVER["reports"]
@@ -141,8 +142,7 @@ EXPECTED_MEMBERS = {
 def default_members(spark, silver, study):
     """The default study's members, computed once (the plan is the slow part)."""
     rows = gold.cohort_members(spark, *silver, study).collect()
-    return spark.createDataFrame(rows, "report_key BIGINT, quarter STRING, cohort STRING, "
-                                       "exposed BOOLEAN, event BOOLEAN")
+    return spark.createDataFrame(rows, GOLD["cohort_members"])
 
 
 def test_members_follow_every_rule(default_members):
@@ -301,6 +301,9 @@ def test_run_study_members_table(spark, study_run):
     assert dict(df.dtypes)["exposed"] == "boolean"
     got = {(r.report_key, r.quarter, r.cohort): (r.exposed, r.event) for r in df.collect()}
     assert got == EXPECTED_MEMBERS
+    # the whole table as one frame: the gold contract's schema and exactly these rows
+    expected = spark.createDataFrame([(*k, *v) for k, v in EXPECTED_MEMBERS.items()], GOLD["cohort_members"])
+    assertDataFrameEqual(df, expected, checkRowOrder=False)
 
 
 def test_run_study_mantel_haenszel(spark, study_run):
