@@ -74,22 +74,21 @@ class QuarterWriter:
         """One record split over two physical lines after field ``after_fields`` (repairable)."""
         cut = _field_cut(line, after_fields)
         self.handles[t].write(line[:cut] + self.layout.eol + line[cut:] + self.end)
-        c = self.counts[t]
-        c["lines_read"] += 2
-        c["rows_loaded"] += 1
-        c["rows_repaired"] += 1
-        c["lines_repaired"] += 2
-        self.rows += 1
+        self._count_repaired(t, lines=2, rows=1)
 
     def _emit_glued(self, t: str, first: str, second: str) -> None:
         """Two whole records on one physical line (each keeps its trailing '$')."""
         self.handles[t].write(first + self.end.rstrip("\r\n") + second + self.end)
+        self._count_repaired(t, lines=1, rows=2)
+
+    def _count_repaired(self, t: str, lines: int, rows: int) -> None:
+        """The audit of ``lines`` physical lines that the ingest repairs into ``rows`` records."""
         c = self.counts[t]
-        c["lines_read"] += 1
-        c["rows_loaded"] += 2
-        c["rows_repaired"] += 2
-        c["lines_repaired"] += 1
-        self.rows += 2
+        c["lines_read"] += lines
+        c["rows_loaded"] += rows
+        c["rows_repaired"] += rows
+        c["lines_repaired"] += lines
+        self.rows += rows
 
     def write(self, r: Report) -> None:
         # every table starts with the report key (legacy ISR) or primaryid$caseid (FAERS)
