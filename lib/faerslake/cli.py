@@ -245,17 +245,12 @@ def cmd_build(args, cfg, record) -> int:
 
 
 def cmd_study(args, cfg, record) -> int:
-    import time
-
-    from faerslake.gold import gold_tables, print_cohort_table, run_study
-    from faerslake.tables import Warehouse
+    from faerslake.gold import print_cohort_table
+    from faerslake.pipeline import study_stage
 
     study = load_study(args.study or default_study_path())
     spark = _spark(cfg, "faerslake-study")
-    t0 = time.time()
-    result = run_study(spark, args.warehouse, study, args.output, cfg=cfg)
-    record.stage("study", time.time() - t0, cohorts=len(result))
-    record.versions("gold", gold_tables(study), spark, Warehouse(args.warehouse, cfg.tables))
+    result = study_stage(spark, args.warehouse, study, args.output, cfg, record)
     print_cohort_table(result)
     return 0
 

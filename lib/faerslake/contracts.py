@@ -59,7 +59,6 @@ SILVER: dict[str, T.StructType] = {
         "built_at timestamp, strict_dedup boolean, bronze_versions string, silver_versions string, "
         "seconds double"),
 }
-SILVER_CHILD_TABLES = ["drugs", "indications", "reactions", "outcomes", "therapies", "report_sources"]
 
 # --------------------------------------------------------------------------- #
 # gold (WH/gold/<study>/<table>)
@@ -81,10 +80,6 @@ FDA_TABLES = ["demo", "drug", "indi", "reac", "outc", "rpsr", "ther"]
 
 def columns(s: T.StructType) -> list[str]:
     return [f.name for f in s.fields]
-
-
-def silver_schema(name: str) -> T.StructType:
-    return SILVER[name]
 
 
 def bronze_schema(table: str) -> T.StructType:

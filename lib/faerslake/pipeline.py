@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from faerslake.config import PipelineConfig, Study, load_pipeline_config, resolve_strict_dedup
+from faerslake.contracts import FDA_TABLES
 from faerslake.files import atomic_write_csv
 from faerslake.logs import sink
 from faerslake.runrecord import RunRecord
@@ -23,7 +24,6 @@ from faerslake.tables import Warehouse
 
 AUDIT_COLUMNS = ["quarter", "table", "source_file", "lines_read", "rows_loaded",
                  "rows_repaired", "lines_repaired", "rows_quarantined"]
-TABLE_ORDER = ["demo", "drug", "indi", "reac", "outc", "rpsr", "ther"]
 
 
 def audit_frame(spark, wh: Warehouse, quarters: list[str] | None) -> pd.DataFrame:
@@ -41,7 +41,7 @@ def audit_frame(spark, wh: Warehouse, quarters: list[str] | None) -> pd.DataFram
         df = df.where(df.quarter.isin(quarters))
     pdf = pd.DataFrame([r.asDict() for r in df.collect()], columns=AUDIT_COLUMNS)
     pdf["_q"] = pdf["quarter"].map(quarter_index)
-    pdf["_t"] = pdf["table"].map(lambda t: TABLE_ORDER.index(t) if t in TABLE_ORDER else 99)
+    pdf["_t"] = pdf["table"].map(lambda t: FDA_TABLES.index(t) if t in FDA_TABLES else 99)
     return pdf.sort_values(["_q", "_t", "source_file"]).drop(columns=["_q", "_t"]).reset_index(drop=True)
 
 
@@ -65,7 +65,6 @@ def run(
     (the CLI exits with :data:`~faerslake.runrecord.EXIT_PARTIAL` then).
     ``record``, when given, receives each stage's seconds, row counts and
     table versions (``OUT/run.json``)."""
-    from faerslake.gold import gold_tables, run_study
     from faerslake.ingest import ingest
     from faerslake.ingest.bronze import ALL_TABLES
     from faerslake.silver import SILVER_TABLES, build
@@ -112,12 +111,24 @@ def run(
 
     t2 = time.time()
     say(f"[3/3] study {study.name}")
-    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log,
-                        failed_quarters=ingested.quarters_failed)
-    record.stage("study", time.time() - t2, cohorts=len(results),
-                 exposed_reports=int(results["exposed_reports"].sum()) if len(results) else 0,
-                 control_reports=int(results["control_reports"].sum()) if len(results) else 0)
-    record.versions("gold", gold_tables(study), spark, wh)
+    results = study_stage(spark, warehouse, study, output, cfg, record, log=log,
+                          failed_quarters=ingested.quarters_failed)
     say(f"[3/3] study done ({time.time() - t2:.0f}s); outputs in {out / study.name}; "
         f"total {time.time() - t0:.0f}s")
+    return results
+
+
+def study_stage(spark, warehouse: str, study: Study, output: str, cfg: PipelineConfig, record: RunRecord,
+                log: Callable[[str], None] | None = None,
+                failed_quarters: dict[str, str] | None = None) -> pd.DataFrame:
+    """``run_study`` with its seconds, counts and gold table versions put in ``record``
+    (``faerslake study`` and the last stage of ``faerslake run``)."""
+    from faerslake.gold import gold_tables, run_study
+
+    t = time.time()
+    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log, failed_quarters=failed_quarters)
+    record.stage("study", time.time() - t, cohorts=len(results),
+                 exposed_reports=int(results["exposed_reports"].sum()) if len(results) else 0,
+                 control_reports=int(results["control_reports"].sum()) if len(results) else 0)
+    record.versions("gold", gold_tables(study), spark, Warehouse(warehouse, cfg.tables))
     return results
