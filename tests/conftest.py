@@ -56,3 +56,36 @@ def pytest_collection_modifyitems(config, items):
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in PIPELINE_MODULES or PIPELINE_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.pipeline)
+
+
+# Tests that write bronze or silver tables by hand must also write the marker
+# a completed ingest / build leaves, or readers refuse the tables as half-written.
+def _seal_bronze(spark, wh) -> None:
+    """Mark every quarter of bronze DEMO as ingested (a manifest row carrying the current versions)."""
+    import datetime as dt
+
+    from faerslake.ingest import bronze
+
+    quarters = sorted(r[0] for r in wh.read(spark, "bronze", "demo").select("quarter").distinct().collect())
+    now = dt.datetime(2026, 1, 1)
+    marked = bronze.marked_versions(spark, wh)
+    rows = [(f"test/{q}", q, "0" * 64, 0, now, marked) for q in quarters]
+    bronze.replace_quarters(spark, wh, spark.createDataFrame(rows, bronze.table_schema("source_manifest")),
+                            "source_manifest", quarters)
+
+
+def _seal_silver(spark, wh, bronze_versions: dict | None = None) -> None:
+    """Record the silver tables as they are as one completed build."""
+    from faerslake.silver.job import record_build_state
+
+    record_build_state(spark, wh, bronze_versions or {}, strict_dedup=False, seconds=0.0)
+
+
+@pytest.fixture(scope="session")
+def seal_bronze():
+    return _seal_bronze
+
+
+@pytest.fixture(scope="session")
+def seal_silver():
+    return _seal_silver

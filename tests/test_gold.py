@@ -236,12 +236,13 @@ def test_input_contract_is_checked(spark, silver, study):
 # run_study end to end: Delta tables, CSV, console table
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
-def study_run(spark, silver, study, tmp_path_factory):
+def study_run(spark, silver, study, tmp_path_factory, seal_silver):
     root = tmp_path_factory.mktemp("gold")
     wh_root, out = str(root / "wh"), root / "out"
     wh = Warehouse(wh_root)
     for name, df in zip(["reports", "drugs", "indications", "reactions"], silver, strict=True):
         wh.write(df, "silver", name)
+    seal_silver(spark, wh)
     logs = []
     result = gold.run_study(spark, wh_root, study, str(out), log=logs.append)
     return wh, out, result, logs
@@ -347,7 +348,8 @@ def test_run_study_report_without_upstream_tables(study_run):
 
 
 def test_run_study_without_silver_is_a_clear_error(spark, study, tmp_path):
-    with pytest.raises(InputError, match="silver table 'reports' not found.*faerslake build"):
+    with pytest.raises(InputError, match=r"no silver tables under .*empty \(no silver/build_state\): "
+                       r"run 'faerslake build"):
         gold.run_study(spark, str(tmp_path / "empty"), study, str(tmp_path / "out"))
 
 

@@ -168,7 +168,7 @@ def test_html_escapes_text(tmp_path, study):
 # --------------------------------------------------------------------------- #
 # run_study with every upstream table present: real versions and hashes
 # --------------------------------------------------------------------------- #
-def test_run_study_report_provenance(spark, study, tmp_path):
+def test_run_study_report_provenance(spark, study, tmp_path, seal_silver):
     root = str(tmp_path / "wh")
     wh = Warehouse(root)
     wh.write(spark.createDataFrame(
@@ -202,6 +202,7 @@ def test_run_study_report_provenance(spark, study, tmp_path):
         "source STRING, quarter STRING, sha256 STRING, size_bytes BIGINT, ingested_at TIMESTAMP"),
         "bronze", "source_manifest")
 
+    seal_silver(spark, wh)
     out = tmp_path / "out"
     results = gold.run_study(spark, root, study, str(out), log=lambda m: None)
     mig = results.set_index("cohort").loc["migraine"]

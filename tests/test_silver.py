@@ -371,7 +371,7 @@ def _write_bronze(spark, wh: Warehouse, tables: dict[str, DataFrame]) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
+def built(spark, tmp_path_factory, seal_bronze):
     """A small warehouse of both eras, built once (strict off) for the tests below."""
     root = str(tmp_path_factory.mktemp("silver-wh"))
     wh = Warehouse(root)
@@ -407,6 +407,7 @@ def built(spark, tmp_path_factory):
                                    "start_dt": "20120601.0", "dur": "3", "dur_cod": "mon"}])
     _write_bronze(spark, wh, {"demo": d, "drug": drug, "indi": indi, "reac": reac, "outc": outc,
                               "ther": ther, "deleted_cases": deleted(spark, [("2019Q1", "110")])})
+    seal_bronze(spark, wh)
     # no bronze rpsr table at all: silver report_sources is written empty
     lines: list[str] = []
     result = silver.build(spark, root, strict_dedup=False, log=lines.append)
@@ -502,7 +503,7 @@ def test_silver_reports_as_a_frame(spark, built):
     assertDataFrameEqual(actual, expected, checkRowOrder=False)
 
 
-def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, built):
+def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, built, seal_bronze):
     root, wh, first, _ = built
     lines: list[str] = []
     again = silver.build(spark, root, strict_dedup=False, log=lines.append)
@@ -517,6 +518,7 @@ def test_build_skips_when_bronze_unchanged_and_rebuilds_after_ingest(spark, buil
     # a new quarter arrives (as ingest would append it): case 130 gets version 2
     wh.write(bronze(spark, "demo", [demo("2013Q2", "1302", "130", "2")]), "bronze", "demo",
              mode="append", partition_by=["quarter"])
+    seal_bronze(spark, wh)
     third = silver.build(spark, root, strict_dedup=False, log=lines.append)
     assert not third.skipped
     assert third.dedup_summary.values.tolist() == [

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from faerslake import DELTA_MAVEN, DELTA_VERSION
 from faerslake.config import default_study_path, load_pipeline_config, load_study, resolve_strict_dedup
-from faerslake.errors import FaerslakeError
+from faerslake.errors import FaerslakeError, explain
 from faerslake.files import has_scheme
 from faerslake.logs import configure, get_logger
 from faerslake.quarters import quarter_range
@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="FAERS / legacy AERS quarterly releases into Delta Lake, de-duplicated, "
         "with indication-matched cohort studies.",
         epilog="exit codes: 0 ok, 2 configuration/input/usage error, 3 environment (Java, Spark, Delta, disk),\n"
-        "4 download failed, 5 finished but some quarters could not be ingested, 130 interrupted.\n\n"
+        "4 download failed, 5 finished but some quarters could not be ingested,\n"
+        "6 another run is writing the warehouse (lock wait timed out, or a Delta write conflict), 130 interrupted.\n\n"
         "example:\n  faerslake run --source data/raw --warehouse wh --output out",
     )
     parser.add_argument("--version", action=_Version, nargs=0,
@@ -334,6 +335,15 @@ def main(argv: list[str] | None = None, command: str | None = None) -> int:
     except KeyboardInterrupt:
         status, error = 130, "interrupted"
         print("faerslake: interrupted", file=sys.stderr)
+        return status
+    except Exception as e:
+        known = explain(e)
+        if known is None:
+            status, error = 1, f"{type(e).__name__}: {e}"
+            raise
+        logger.debug("the failure behind the message below", exc_info=e)
+        status, error = known.exit_code, str(known)
+        print(f"faerslake: error: {known}", file=sys.stderr)
         return status
     except BaseException as e:
         status, error = 1, f"{type(e).__name__}: {e}"

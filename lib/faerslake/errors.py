@@ -24,3 +24,50 @@ class EnvironmentProblem(FaerslakeError):
 
 class InputError(FaerslakeError):
     """A source file or folder cannot be used at all."""
+
+
+class WriteConflict(FaerslakeError):
+    """Another writer committed to the same Delta table at the same time."""
+
+    exit_code = 6
+
+
+# Delta's optimistic-concurrency conflicts (their class names appear in the Py4J text)
+DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+                   "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
+                   "ProtocolChangedException")
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+_JVM_GONE = ("Py4JNetworkError", "Answer from Java side is empty", "Error while sending or receiving",
+             "Connection refused", "Java gateway process exited", "SparkContext was shut down",
+             "Cannot call methods on a stopped SparkContext")
+
+
+def explain(e: BaseException) -> FaerslakeError | None:
+    """The one sentence for a failure that comes from Spark, Delta or the
+    machine rather than from faerslake's own checks (a Py4J error carries the
+    Java exception's text); None when it is not one of these."""
+    import errno
+
+    text = f"{type(e).__name__}: {e}"
+    conflict = next((c for c in DELTA_CONFLICTS if c in text), None)
+    if conflict:
+        return WriteConflict(
+            f"a Delta commit lost to another writer of the same table ({conflict}): another run wrote the warehouse "
+            "at the same time; run one writer at a time (on a local warehouse faerslake waits for the other "
+            "run's lock; on an object store that is up to you) and run the command again: every table is at "
+            "its last complete commit, and a rerun redoes only what is missing."
+        )
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) or any(d in text for d in _DISK_FULL):
+        return EnvironmentProblem(
+            "a write failed: no space left on device: free space where the warehouse, its _staging folder and "
+            "Spark's scratch folder (spark.local.dir, default /tmp) live, and run the command again: every "
+            "table is at its last complete commit, and a rerun redoes only what is missing."
+        )
+    if any(g in text for g in _JVM_GONE):
+        return EnvironmentProblem(
+            "the Spark JVM stopped in the middle of the run (killed, or out of memory: see the lines above): "
+            "raise spark.driver_memory (--set spark.driver_memory=8g) or give the machine more memory, and "
+            "run the command again: every table is at its last complete commit, and a rerun redoes only what "
+            "is missing."
+        )
+    return None

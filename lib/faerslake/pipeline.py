@@ -65,14 +65,23 @@ def run(
     (the CLI exits with :data:`~faerslake.runrecord.EXIT_PARTIAL` then).
     ``record``, when given, receives each stage's seconds, row counts and
     table versions (``OUT/run.json``)."""
+    from faerslake.lock import writer_lock
+
+    record = record if record is not None else RunRecord("run")
+    cfg = cfg or load_pipeline_config()
+    # one writer lock across the three stages: no other run writes in between
+    with writer_lock(warehouse, "run", cfg.tables.lock_timeout_seconds, cfg.tables.mode == "catalog"):
+        return _run(spark, source, warehouse, output, study, quarters, force, strict_dedup, cfg, log, record)
+
+
+def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters: list[str] | None, force: bool,
+         strict_dedup: bool | None, cfg: PipelineConfig, log: Callable[[str], None] | None,
+         record: RunRecord) -> pd.DataFrame:
     from faerslake.ingest import ingest
     from faerslake.ingest.bronze import ALL_TABLES
     from faerslake.silver import SILVER_TABLES, build
 
     say = sink(log, __name__)
-    record = record if record is not None else RunRecord("run")
-
-    cfg = cfg or load_pipeline_config()
     strict_dedup = resolve_strict_dedup(strict_dedup, study, cfg)
     wh = Warehouse(warehouse, cfg.tables)
     out = Path(output)

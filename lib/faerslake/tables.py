@@ -65,9 +65,15 @@ class Warehouse:
         version = self.version(spark, layer, name)
         if version is None:
             return None, None
+        return self.read_at(spark, layer, name, version), version
+
+    def read_at(self, spark, layer: str, name: str, version: int):
+        """The table as of Delta ``version`` (time travel): every read of the
+        frame sees that version, whatever is committed meanwhile."""
         if self.by_catalog:
-            return spark.sql(f"SELECT * FROM {self.name(layer, name)} VERSION AS OF {version}"), version
-        return spark.read.format("delta").option("versionAsOf", version).load(self.path(layer, name)), version
+            ident = ".".join(f"`{p}`" for p in self.name(layer, name).split("."))
+            return spark.sql(f"SELECT * FROM {ident} VERSION AS OF {int(version)}")
+        return spark.read.format("delta").option("versionAsOf", int(version)).load(self.path(layer, name))
 
     def writer(self, df, mode: str = "overwrite", partition_by: list[str] | None = None, **options):
         w = df.write.format("delta").mode(mode)

@@ -54,6 +54,9 @@ class TableSettings:
     mode: str = "path"
     catalog: str | None = None
     schema: str | None = None
+    # A second writer of the same (local) warehouse waits this long for the
+    # first to finish, then fails with exit 6 (0: fail at once).
+    lock_timeout_seconds: float = 600.0
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from faerslake.errors import InputError
 from faerslake.faults import checkpoint
 from faerslake.files import atomic_write_csv
 from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
-from faerslake.gold.io import read_pinned, to_spark
+from faerslake.gold.io import to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
+from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.quarters import format_ranges
 from faerslake.report import ReportContext, Upstream, quarter_sort_key, read_upstream, write_report
+from faerslake.silver.job import SilverCut, _bronze_versions, completed_build
 from faerslake.tables import WRITE_THREADS, Warehouse
 
 RESULT_SCHEMA = GOLD["cohort_results"]
@@ -55,20 +57,45 @@ def cohort_counts(members: DataFrame, study: Study) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["study", "cohort", *stats.COUNT_COLUMNS])
 
 
-def read_silver(spark: SparkSession, wh: Warehouse) -> tuple[dict[str, DataFrame], dict[str, int | None]]:
-    """The silver tables this stage reads, each at its current version, and those versions."""
+def read_silver(spark: SparkSession, wh: Warehouse,
+                cut: SilverCut | None = None) -> tuple[dict[str, DataFrame], dict[str, int | None]]:
+    """The silver tables this stage reads, each at the version the last
+    completed build left it (``cut``, default :func:`completed_build`), and
+    those versions: one build's tables, never a mix of two."""
+    cut = cut if cut is not None else completed_build(spark, wh, wh.root)
     silver: dict[str, DataFrame] = {}
     versions: dict[str, int | None] = {}
     for name in SILVER_COLUMNS:
-        df, v = read_pinned(spark, wh, "silver", name)
-        if df is None:
+        v = cut.silver.get(name)
+        if v is None:
             where = wh.name("silver", name) if wh.by_catalog else wh.path("silver", name)
             raise InputError(f"silver table '{name}' not found at {where}; run 'faerslake ingest' and "
                              f"'faerslake build' first (or 'faerslake run').")
+        df = wh.read_at(spark, "silver", name, v)
         require_columns(df, name, SILVER_COLUMNS[name])
         silver[name] = df
         versions[f"silver/{name}"] = v
     return silver, versions
+
+
+def _warn_if_stale(spark: SparkSession, wh: Warehouse, cut: SilverCut, study: Study,
+                   log: Callable[[str], None]) -> None:
+    """Say so when bronze changed after the build the study reads (an ingest ran since)."""
+    if not cut.bronze:
+        return
+    now = _bronze_versions(spark, wh)
+    moved = sorted(t for t in cut.bronze if t in now and now[t] != cut.bronze[t])
+    if moved:
+        log(f"warning: study {study.name}: bronze ({', '.join(moved)}) changed after the last build; these "
+            "results are from that build: run 'faerslake build' to include the new data")
+
+
+def _upstream_versions(cut: SilverCut | None) -> dict[str, int | None] | None:
+    """The versions the report's upstream tables are read at: those of the build's cut."""
+    if cut is None or not cut.checked:
+        return None
+    return {"silver/dedup_summary": cut.silver.get("dedup_summary"),
+            **{f"bronze/{t}": cut.bronze[t] for t in ("ingest_audit", "source_manifest") if t in cut.bronze}}
 
 
 def write_members(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame) -> DataFrame:
@@ -80,15 +107,15 @@ def write_members(spark: SparkSession, wh: Warehouse, study: Study, members: Dat
     return wh.read(spark, "gold", name)
 
 
-def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame,
-              reports: DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream]:
+def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame, reports: DataFrame,
+              cut: SilverCut | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream]:
     """(cohort results, MH table, quarters covered, upstream tables for the report)."""
     # the four small reads are independent Spark jobs: run them side by side
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         f_counts = pool.submit(cohort_counts, members, study)
         f_strata = pool.submit(strata_counts, members, reports)
         f_quarters = pool.submit(lambda: [r[0] for r in reports.select("quarter").distinct().collect()])
-        f_upstream = pool.submit(read_upstream, spark, wh)
+        f_upstream = pool.submit(read_upstream, spark, wh, _upstream_versions(cut))
         results = stats.cohort_statistics(f_counts.result())
         mh = mantel_haenszel_table(members, reports, study, results, rows=f_strata.result())
         quarters = sorted(f_quarters.result(), key=quarter_sort_key)
@@ -124,16 +151,25 @@ def run_study(
     ``failed_quarters`` (quarter -> reason: what this run's ingest could not
     use) is listed in the report."""
     log = sink(log, _LOGGER)
-    wh = Warehouse(warehouse, cfg.tables if cfg is not None else TableSettings())
+    settings = cfg.tables if cfg is not None else TableSettings()
+    wh = Warehouse(warehouse, settings)
+    with writer_lock(warehouse, "study", settings.lock_timeout_seconds, wh.by_catalog):
+        return _run_study(spark, wh, warehouse, study, output, log, failed_quarters)
+
+
+def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study, output: str,
+               log: Callable[[str], None], failed_quarters: dict[str, str] | None) -> pd.DataFrame:
     out_dir = Path(output) / study.name
 
-    silver, versions = read_silver(spark, wh)
+    cut = completed_build(spark, wh, warehouse)
+    _warn_if_stale(spark, wh, cut, study, log)
+    silver, versions = read_silver(spark, wh, cut)
     log(f"study {study.name}: {len(study.cohorts)} cohorts; silver versions "
         + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
     members = write_members(spark, wh, study, cohort_members(
         spark, silver["reports"], silver["drugs"], silver["indications"], silver["reactions"], study))
     reports = in_period(silver["reports"], study)
-    results, mh, quarters, upstream = summarise(spark, wh, study, members, reports)
+    results, mh, quarters, upstream = summarise(spark, wh, study, members, reports, cut)
     write_results(spark, wh, study, out_dir, results, mh, log)
 
     gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}

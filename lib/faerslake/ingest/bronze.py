@@ -8,17 +8,28 @@ it ingests (Delta ``replaceWhere``), one atomic commit per table, so a re-run
 never duplicates rows. ``source_manifest`` is written last: a run killed
 half-way leaves its quarters without manifest rows, and the next run redoes
 them.
+
+The manifest is also the marker of a *completed* ingest: before a batch
+writes anything, its quarters' manifest rows are removed; the batch's new
+rows, committed last, carry ``bronze_versions``, the Delta version of every
+other bronze table at that moment. A reader (``silver.build``) pins bronze to
+the versions of the newest manifest commit and refuses when a table is newer
+or a quarter has no manifest row: an ingest is running or was interrupted
+(:func:`completed_cut`).
 """
 
 from __future__ import annotations
 
+import json
 import random
 import time
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from faerslake.errors import FaerslakeError
+from faerslake.errors import DELTA_CONFLICTS, FaerslakeError, InputError
 from faerslake.faults import checkpoint
 from faerslake.ingest.discover import DELETED, TABLES
 from faerslake.ingest.parse import CANONICAL
@@ -79,11 +90,16 @@ _OTHER = {
         T.StructField("sha256", S, False),
         T.StructField("size_bytes", T.LongType(), False),
         T.StructField("ingested_at", T.TimestampType(), False),
+        # JSON {table: Delta version} of every other bronze table when this
+        # batch's manifest was written (null in warehouses of faerslake <= 0.1.0)
+        T.StructField("bronze_versions", S, True),
     ]),
 }
 
 ROW_TABLES = TABLES
 ALL_TABLES = (*TABLES, DELETED, "quarantine", "ingest_audit", "source_manifest")
+# the tables a completed ingest's manifest row records the versions of
+MARKED_TABLES = tuple(t for t in ALL_TABLES if t != "source_manifest")
 AUDIT_COLUMNS = [f.name for f in _OTHER["ingest_audit"].fields]
 
 
@@ -94,9 +110,7 @@ def conform(df: DataFrame, table: str) -> DataFrame:
 
 
 # Delta's optimistic-concurrency conflicts: retrying the same replaceWhere is safe
-_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
-              "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
-              "ProtocolChangedException")
+_CONFLICTS = DELTA_CONFLICTS
 WRITE_ATTEMPTS = 6
 
 
@@ -121,11 +135,34 @@ def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: s
     df = conform(df, table)
     quoted = ", ".join("'" + q + "'" for q in sorted(quarters))
     props = {} if wh.exists(spark, "bronze", table) else _stats_props(table)
+    if table == "source_manifest":
+        props = {**props, "mergeSchema": "true"}  # bronze_versions, new in 0.2.0
+    # two runs creating the table at once (ProtocolChanged) or writing the
+    # same quarters: the loser redoes its whole, idempotent commit
+    _retrying(lambda: wh.write(df, "bronze", table, mode="overwrite", partition_by=["quarter"],
+                               replaceWhere=f"quarter IN ({quoted})", **props), table, quarters)
+    checkpoint("ingest.table_committed")  # crash tests: a quarter half-written
+
+
+def forget_quarters(spark: SparkSession, wh: Warehouse, quarters: list[str]) -> None:
+    """Remove ``quarters``' manifest rows before a batch rewrites them: until the
+    batch's own manifest commit, they count as not ingested (a run killed in
+    between redoes them, even with unchanged sources)."""
+    if not wh.exists(spark, "bronze", "source_manifest"):
+        return
+    empty = spark.createDataFrame([], table_schema("source_manifest"))
+    quoted = ", ".join("'" + q + "'" for q in sorted(quarters))
+    _retrying(lambda: wh.write(conform(empty, "source_manifest"), "bronze", "source_manifest", mode="overwrite",
+                               partition_by=["quarter"], replaceWhere=f"quarter IN ({quoted})",
+                               mergeSchema="true"),
+              "source_manifest", quarters)
+
+
+def _retrying(write, table: str, quarters: list[str]) -> None:
     for attempt in range(WRITE_ATTEMPTS):
         try:
-            wh.write(df, "bronze", table, mode="overwrite", partition_by=["quarter"],
-                     replaceWhere=f"quarter IN ({quoted})", **props)
-            break
+            write()
+            return
         except Exception as e:  # noqa: BLE001 - Py4J wraps Delta's exceptions
             if not is_write_conflict(e):
                 raise
@@ -134,10 +171,62 @@ def replace_quarters(spark: SparkSession, wh: Warehouse, df: DataFrame, table: s
                     f"bronze.{table}: another run kept writing the same table ({WRITE_ATTEMPTS} attempts, last: "
                     f"{_conflict_name(e)}); run one ingest at a time for quarters {', '.join(sorted(quarters))}."
                 ) from None
-            # two runs creating the table at once (ProtocolChanged) or writing
-            # the same quarters: the loser redoes its whole, idempotent commit
             time.sleep(min(0.5 * 2**attempt, 8.0) + random.random())
-    checkpoint("ingest.table_committed")  # crash tests: a quarter half-written
+
+
+def marked_versions(spark: SparkSession, wh: Warehouse) -> str:
+    """The ``bronze_versions`` JSON a batch's manifest rows carry (every other bronze table, now)."""
+    return json.dumps({t: wh.version(spark, "bronze", t) for t in MARKED_TABLES}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class BronzeCut:
+    """The bronze tables as the last completed ingest left them: ``versions``
+    (table -> Delta version, ``source_manifest`` included; None: no such table)
+    and ``checked`` (False for a manifest of faerslake <= 0.1.0, which records
+    no versions: the tables' current versions are used, unchecked)."""
+
+    versions: dict[str, int | None]
+    checked: bool = True
+
+
+def completed_cut(spark: SparkSession, wh: Warehouse, tables: list[str], warehouse: str) -> BronzeCut:
+    """The versions of bronze ``tables`` written by the last *completed* ingest.
+
+    Refuses (:class:`InputError`, one sentence saying what to run) when no
+    ingest completed, when a table is newer than the newest manifest commit
+    records (an ingest is running or died after writing it), or when bronze
+    DEMO holds a quarter without a manifest row (an ingest of that quarter did
+    not finish)."""
+    current = {t: wh.version(spark, "bronze", t) for t in tables}
+    rerun = (f"an ingest is running or was interrupted: wait for it to finish, or run "
+             f"'faerslake ingest --source <the same source> --warehouse {warehouse}' again (it redoes "
+             f"the unfinished quarters), then build")
+    manifest_v = wh.version(spark, "bronze", "source_manifest")
+    if manifest_v is None:
+        raise InputError(f"bronze under {warehouse} has tables but no completed ingest (no source_manifest): {rerun}.")
+    manifest = wh.read_at(spark, "bronze", "source_manifest", manifest_v)
+    quarters = {r[0] for r in manifest.select("quarter").distinct().collect()}
+    demo_v = current.get("demo")
+    if demo_v is not None:
+        demo_q = {r[0] for r in wh.read_at(spark, "bronze", "demo", demo_v).select("quarter").distinct().collect()}
+        missing = sorted(demo_q - quarters)
+        if missing:
+            raise InputError(f"bronze holds quarters {', '.join(missing)} without a source_manifest row: {rerun}.")
+    pinned = {**current, "source_manifest": manifest_v}
+    if "bronze_versions" not in manifest.columns:
+        return BronzeCut(pinned, checked=False)
+    row = (manifest.where(F.col("bronze_versions").isNotNull())
+           .orderBy(F.col("ingested_at").desc()).select("bronze_versions").first())
+    if row is None:
+        return BronzeCut(pinned, checked=False)
+    marked = json.loads(row[0])
+    newer = [f"{t} (version {current[t]}, the last completed ingest left {marked.get(t)})"
+             for t in tables if t in marked and current[t] is not None
+             and (marked[t] is None or current[t] > marked[t])]
+    if newer:
+        raise InputError(f"bronze {', '.join(newer)} changed after the last completed ingest: {rerun}.")
+    return BronzeCut(pinned)
 
 
 def read_manifest(spark: SparkSession, wh: Warehouse) -> dict[str, set[tuple[str, str]]]:

@@ -36,6 +36,7 @@ from faerslake.ingest.audit import audit_rows
 from faerslake.ingest.discover import Discovery, QuarterFiles, discover
 from faerslake.ingest.load import load_bronze
 from faerslake.ingest.stage import stage_batch
+from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.tables import Warehouse
 
@@ -76,6 +77,12 @@ def ingest(
     disc = discover(source, cfg.ingest, quarters)
     result = IngestResult(_empty_audit(), ignored_files=list(disc.ignored), warnings=list(disc.warnings))
     _report_discovery(disc, source, quarters, result, log)
+    with writer_lock(warehouse, "ingest", cfg.tables.lock_timeout_seconds, wh.by_catalog):
+        return _ingest(spark, warehouse, wh, disc, force, cfg, result, log, t0)
+
+
+def _ingest(spark: SparkSession, warehouse: str, wh: Warehouse, disc: Discovery, force: bool,
+            cfg: PipelineConfig, result: IngestResult, log: Callable[[str], None], t0: float) -> IngestResult:
     todo, sha = _changed_quarters(spark, wh, disc, force, result, log)
     if not todo:
         result.seconds = time.time() - t0
@@ -191,14 +198,17 @@ def _ingest_batch(spark: SparkSession, wh: Warehouse, batch: list[QuarterFiles],
     if not ingested:
         return [], []
     jobs = [j for j in jobs if j.tf.quarter in ingested]
+    bronze.forget_quarters(spark, wh, ingested)  # not ingested until this batch's manifest commit
     counts, written = load_bronze(spark, wh, jobs, ingested, run_dir, max_line_chars, log)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     audit = [{**r, "ingested_at": now} for r in audit_rows(jobs, counts, written)]
     bronze.replace_quarters(spark, wh, spark.createDataFrame(
         [tuple(r[c] for c in bronze.AUDIT_COLUMNS) for r in audit],
         bronze.table_schema("ingest_audit")), "ingest_audit", ingested)
-    # manifest last: a run killed before this line redoes its quarters
-    rows = [(s.rel, qf.quarter, sha[s.rel], int(s.size), now)
+    # manifest last, with the versions it completes: a run killed before this
+    # line redoes its quarters, and builds refuse the half-written tables
+    marked = bronze.marked_versions(spark, wh)
+    rows = [(s.rel, qf.quarter, sha[s.rel], int(s.size), now, marked)
             for qf in batch if qf.quarter in ingested for s in qf.sources]
     bronze.replace_quarters(spark, wh, spark.createDataFrame(rows, bronze.table_schema("source_manifest")),
                             "source_manifest", ingested)

@@ -62,22 +62,28 @@ class Upstream:
 AUDIT_SUMS = ["lines_read", "rows_loaded", "rows_repaired", "lines_repaired", "rows_quarantined"]
 
 
-def read_upstream(spark: SparkSession, wh: Warehouse) -> Upstream:
+def read_upstream(spark: SparkSession, wh: Warehouse, versions: dict[str, int | None] | None = None) -> Upstream:
     """Small upstream tables for the report (each may be missing): the
     de-dup summary ('all' first, then quarters in time order), the ingest audit
-    summed over table files, and the source manifest."""
+    summed over table files, and the source manifest; each at its version in
+    ``versions`` (``layer/name`` -> version: the build's cut) when given there,
+    else at its current version."""
     # imported here: gold imports this package, and this reads through gold's helpers
     from pyspark.sql import functions as F
 
     from faerslake.gold.io import read_pinned, small_pandas
     from faerslake.silver.dedup import order_summary
 
+    def read(layer: str, name: str):
+        v = (versions or {}).get(f"{layer}/{name}")
+        return (wh.read_at(spark, layer, name, v), v) if v is not None else read_pinned(spark, wh, layer, name)
+
     up = Upstream()
-    dedup, v = read_pinned(spark, wh, "silver", "dedup_summary")
+    dedup, v = read("silver", "dedup_summary")
     if dedup is not None:
         up.versions["silver/dedup_summary"] = v
         up.dedup_summary = order_summary(small_pandas(dedup))  # 'all', then each quarter in time order
-    audit, v = read_pinned(spark, wh, "bronze", "ingest_audit")
+    audit, v = read("bronze", "ingest_audit")
     if audit is not None:
         up.versions["bronze/ingest_audit"] = v
         cols = [c for c in AUDIT_SUMS if c in audit.columns]
@@ -86,7 +92,7 @@ def read_upstream(spark: SparkSession, wh: Warehouse) -> Upstream:
                         *[F.sum(c).alias(c) for c in cols]).first()
         assert row is not None  # an aggregate without grouping has one row
         up.audit_totals = {k: (int(row[k]) if row[k] is not None else 0) for k in row.asDict()}
-    manifest, v = read_pinned(spark, wh, "bronze", "source_manifest")
+    manifest, v = read("bronze", "source_manifest")
     if manifest is not None:
         up.versions["bronze/source_manifest"] = v
         cols = [c for c in ["source", "quarter", "sha256", "size_bytes"] if c in manifest.columns]

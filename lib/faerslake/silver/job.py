@@ -29,6 +29,8 @@ from faerslake.config import PipelineConfig
 from faerslake.contracts import SILVER, conform
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
+from faerslake.ingest.bronze import completed_cut
+from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.silver.children import CHILD_SPECS, CHILD_TABLES, silver_child
 from faerslake.silver.dedup import (
@@ -46,6 +48,9 @@ Log = Callable[[str], None]
 
 SILVER_TABLES = ["reports", *CHILD_TABLES, "report_status", "dedup_summary"]
 _BRONZE_INPUTS = ["demo", "deleted_cases", *(s.bronze_table for s in CHILD_SPECS.values())]
+# the bronze cut a build records: its inputs, and what the study's report
+# shows beside them (the audit; the manifest is added by completed_cut)
+_BRONZE_CUT = [*_BRONZE_INPUTS, "ingest_audit"]
 
 _SUMMARY_SCHEMA = SILVER["dedup_summary"]
 _STATE_SCHEMA = SILVER["build_state"]
@@ -84,7 +89,9 @@ def _write_counted(spark: SparkSession, wh: Warehouse, df: DataFrame, name: str)
 
 
 def _bronze_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
-    return {t: wh.version(spark, "bronze", t) for t in _BRONZE_INPUTS}
+    """The current versions of the bronze tables a build records (unchecked: see :func:`completed_cut`)."""
+    return {**{t: wh.version(spark, "bronze", t) for t in _BRONZE_CUT},
+            "source_manifest": wh.version(spark, "bronze", "source_manifest")}
 
 
 def _silver_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None]:
@@ -114,23 +121,74 @@ def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool
     )
 
 
+@dataclass(frozen=True)
+class SilverCut:
+    """The warehouse as the last *completed* build left it: the silver tables'
+    versions and the bronze versions that build read (empty for a build of
+    faerslake <= 0.1.0); ``checked`` False when the record has no silver
+    versions to check against (the current versions are used)."""
+
+    silver: dict[str, int | None]
+    bronze: dict[str, int | None]
+    checked: bool = True
+
+
+def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> SilverCut:
+    """The versions of the last completed build (``silver/build_state``).
+
+    Refuses (:class:`InputError`, one sentence saying what to run) when no
+    build completed, or when a silver table is newer than that build left it
+    (a build is running or died half-way): reading it would mix two builds."""
+    run_build = f"run 'faerslake build --warehouse {warehouse}' (or 'faerslake run') first"
+    current = _silver_versions(spark, wh)
+    if not wh.exists(spark, "silver", "build_state"):
+        what = "no build has completed" if any(v is not None for v in current.values()) else "no silver tables"
+        raise InputError(f"{what} under {warehouse} (no silver/build_state): {run_build}.")
+    state = wh.read_at(spark, "silver", "build_state", wh.version(spark, "silver", "build_state"))
+    if "silver_versions" not in state.columns:  # written by faerslake 0.1.0
+        return SilverCut(current, {}, checked=False)
+    last = state.orderBy(F.col("built_at").desc()).select("silver_versions", "bronze_versions").first()
+    if last is None:
+        raise InputError(f"no build has completed under {warehouse} (silver/build_state is empty): {run_build}.")
+    recorded = json.loads(last[0])
+    bronze = json.loads(last[1]) if last[1] else {}
+    changed = [f"{t} (version {current[t]}, the last completed build left {recorded.get(t)})"
+               for t in SILVER_TABLES if current.get(t) != recorded.get(t)]
+    if changed:
+        raise InputError(f"silver {', '.join(changed)} changed after the last completed build: a build is "
+                         f"running or was interrupted; wait for it to finish, or {run_build}.")
+    return SilverCut({t: recorded.get(t) for t in SILVER_TABLES}, bronze)
+
+
 def _stored_summary(spark: SparkSession, wh: Warehouse) -> pd.DataFrame:
     stored = wh.read(spark, "silver", "dedup_summary").collect()
     return order_summary(pd.DataFrame([r.asDict() for r in stored]))
 
 
-def read_bronze(spark: SparkSession, wh: Warehouse, log: Log) -> Bronze:
-    """The bronze tables a build reads; a missing table reads as empty."""
-    demo = wh.read(spark, "bronze", "demo")
-    if wh.exists(spark, "bronze", "deleted_cases"):
-        deleted = wh.read(spark, "bronze", "deleted_cases")
-    else:
+def read_bronze(spark: SparkSession, wh: Warehouse, log: Log,
+                versions: dict[str, int | None] | None = None) -> Bronze:
+    """The bronze tables a build reads, each at its version in ``versions``
+    (the recorded cut: every job of the build sees the same bronze, whatever
+    is committed meanwhile; default: the current versions); a missing table
+    reads as empty."""
+    versions = versions if versions is not None else _bronze_versions(spark, wh)
+
+    def pinned(table: str) -> DataFrame | None:
+        v = versions.get(table)
+        return None if v is None else wh.read_at(spark, "bronze", table, v)
+
+    demo = pinned("demo")
+    if demo is None:
+        raise InputError(f"no bronze DEMO table under {wh.root}: run 'faerslake ingest' first.")
+    deleted = pinned("deleted_cases")
+    if deleted is None:
         log("silver: no bronze deleted_cases table; no case is deleted")
         deleted = _empty_bronze(spark, ["caseid", "quarter"])
     children: dict[str, DataFrame] = {}
     for name, spec in CHILD_SPECS.items():
-        if wh.exists(spark, "bronze", spec.bronze_table):
-            children[name] = wh.read(spark, "bronze", spec.bronze_table)
+        df = pinned(spec.bronze_table)
+        if df is not None:
+            children[name] = df
         else:
             log(f"silver: no bronze {spec.bronze_table} table; silver {name} will be empty")
             children[name] = _empty_bronze(spark, spec.bronze_columns)
@@ -194,12 +252,13 @@ def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log)
     """Write the child tables (independent of each other, so side by side);
     the rows written per table."""
     t0 = time.monotonic()
-    # Children join the reports just written, not the (costly) status plan.
-    reports = wh.read(spark, "silver", "reports")
+    # Children join the reports just written (that version), not the (costly) status plan.
+    reports = wh.read_at(spark, "silver", "reports", wh.version(spark, "silver", "reports"))
 
     def write_child(name: str) -> int:
         t = time.monotonic()
         n = _write_counted(spark, wh, silver_child(name, bronze.children[name], reports), name)
+        checkpoint("build.child_committed")  # crash tests: some child tables written, not all
         log(f"silver: {name}: {n:,} rows ({time.monotonic() - t:.1f} s)")
         return n
 
@@ -235,19 +294,31 @@ def build(
     ``strict_dedup`` (``force=True`` rebuilds anyway)."""
     log = sink(log, __name__)
     t0 = time.monotonic()
-    wh = Warehouse(warehouse, (cfg or PipelineConfig()).tables)
+    settings = (cfg or PipelineConfig()).tables
+    wh = Warehouse(warehouse, settings)
+    with writer_lock(warehouse, "build", settings.lock_timeout_seconds, wh.by_catalog):
+        return _build(spark, wh, warehouse, strict_dedup, force, log, t0)
+
+
+def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: bool, force: bool, log: Log,
+           t0: float) -> BuildResult:
     if not wh.exists(spark, "bronze", "demo"):
         raise InputError(
             f"no bronze DEMO table under {warehouse}: run 'faerslake ingest --warehouse {warehouse}' first."
         )
-    versions = _bronze_versions(spark, wh)
+    cut = completed_cut(spark, wh, _BRONZE_CUT, warehouse)
+    versions = cut.versions
+    if not cut.checked:
+        log(f"warning: silver: the bronze manifest under {warehouse} (written by faerslake 0.1.0) records no "
+            "table versions, so an interrupted ingest cannot be told apart; building from the tables as they "
+            "are (run 'faerslake ingest --force' once to record them)")
     if not force and _up_to_date(spark, wh, versions, strict_dedup):
         log("silver: bronze unchanged since the last build; silver is up to date")
         summary = _stored_summary(spark, wh)
         return BuildResult(summary, {}, time.monotonic() - t0, skipped=True, strict_dedup=strict_dedup)
 
     log(f"silver: reading bronze (Delta versions {versions})")
-    bronze = read_bronze(spark, wh, log)
+    bronze = read_bronze(spark, wh, log, versions)
     status = report_fates(bronze, strict_dedup, log)
     rows, summary = write_reports_and_status(spark, wh, status, log)
     checkpoint("build.after_reports")  # crash tests: reports written, children not
