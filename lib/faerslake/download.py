@@ -2,17 +2,37 @@
 
 Place in the pipeline: before ``ingest``. ``faerslake download --quarters
 2004Q1:2026Q2 --dest DIR`` leaves one verified zip per quarter in ``DIR`` and
-``DIR/manifest.json`` (file, quarter, size, sha256, url of each), which
-``faerslake ingest --source DIR`` then reads.
+``DIR/manifest.json`` (file, quarter, size, sha256, url of each). ``ingest``
+does not need the manifest (it hashes the zips itself); it records what was
+fetched, from where, and what is missing or failed.
 
 FDA's file names vary (``faers_ascii_2012q4.zip`` / ``faers_ascii_2022Q4.zip``,
 ``aers_ascii_2004q1.zip``), so every spelling is tried; a 404 for all of them
-marks the quarter *missing*. A download goes to ``NAME.part``; after a broken
-transfer the next attempt asks for the rest with an HTTP ``Range`` header, and
-the file is renamed into place only when ``zipfile`` can read every member.
-Transient failures (connection errors, time-outs, HTTP 5xx / 408 / 429, a
-damaged zip) are retried with exponential back-off. Only the standard library
-is used (``urllib``), so this works wherever Python does.
+marks the quarter *missing*. FDA also answers some wrong names with a 200 and
+an HTML error page (a "soft 404"): a 200 whose body does not start like a
+zip (``PK\x03\x04``; read before anything is written) moves on to the next
+spelling at once, without a retry.
+
+A download goes to ``NAME.part``; after a broken transfer the next attempt
+asks for the rest with an HTTP ``Range`` header, plus ``If-Range`` with the
+ETag (or Last-Modified) of the first response (kept in ``NAME.part.if-range``),
+so a file FDA replaced in between is fetched again from byte 0 instead of being
+spliced onto the old bytes. The file is renamed into place only when
+``zipfile`` can read every member. Transient failures (connection errors,
+time-outs, HTTP 5xx / 408 / 429, a damaged zip) are retried with exponential
+back-off.
+
+Limits: one file may be at most ``max_bytes`` (default 2 GiB; a larger
+Content-Length or body is aborted and its partial file removed) and must
+arrive within ``deadline`` seconds (default 30 min, all attempts and
+spellings of the quarter together; the partial file is kept so a rerun
+resumes). Socket operations time out after ``timeout`` seconds or the time
+left, whichever is shorter, so a server trickling bytes is cut off at most one
+socket wait past the deadline. A download that starts on ``https`` refuses a
+redirect to anything but ``https``; from ``http`` only ``http``/``https``
+redirects are followed (urllib alone would also follow ``ftp``); a plain
+``http://`` base URL gets one warning. Only the standard library is used
+(``urllib``), so this works wherever Python does.
 """
 
 from __future__ import annotations
@@ -23,13 +43,14 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from faerslake import __version__
 from faerslake.errors import FaerslakeError
@@ -41,6 +62,10 @@ FDA_EXPORTS = "https://fis.fda.gov/content/Exports/"
 MANIFEST = "manifest.json"
 CHUNK = 1 << 16
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+MAX_BYTES = 2 << 30  # 2 GiB, far above the size of any FDA quarterly zip
+DEADLINE = 30 * 60.0  # seconds for one quarter's file, all attempts together
+ZIP_MAGIC = b"PK\x03\x04"  # a zip's first local file header
+VALIDATOR_SUFFIX = ".if-range"  # NAME.part.if-range: the ETag / Last-Modified of NAME.part's first response
 
 
 class DownloadError(FaerslakeError):
@@ -63,6 +88,30 @@ class _Missing(Exception):
 
 class _Fatal(Exception):
     """A failure another attempt will not fix (e.g. HTTP 403)."""
+
+
+class _NotAZip(Exception):
+    """A 200 that is not a zip (FDA's HTML error page for a wrong name): try the next spelling."""
+
+
+class _OutOfTime(Exception):
+    """The quarter's deadline passed during a transfer."""
+
+
+class _SafeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to https once on https, and only to http/https from http (never ftp)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old = urllib.parse.urlsplit(req.full_url).scheme.lower()
+        new = urllib.parse.urlsplit(newurl).scheme.lower()
+        allowed = ("https",) if old == "https" else ("http", "https")
+        if new not in allowed:
+            fp.close()
+            if old == "https":
+                raise _Fatal(f"refused a redirect (HTTP {code}) from https to {newurl}: "
+                             f"a download that starts on https stays on https")
+            raise _Fatal(f"refused a redirect (HTTP {code}) to {newurl}: only http and https are followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def candidate_names(quarter: str) -> list[str]:
@@ -130,15 +179,90 @@ def _zip_problem(path: Path) -> str | None:
     return None
 
 
-def _fetch(url: str, part: Path, timeout: float, label: str) -> None:
-    """Download ``url`` into ``part``, continuing from its current size with a Range request."""
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + VALIDATOR_SUFFIX)
+
+
+def _discard(part: Path) -> None:
+    """Remove a partial download and its saved validator."""
+    part.unlink(missing_ok=True)
+    _validator_path(part).unlink(missing_ok=True)
+
+
+def _validator(headers) -> str | None:
+    """The If-Range value for a response: its strong ETag, else its Last-Modified, else None."""
+    etag = (headers.get("ETag") or "").strip()
+    if etag and not etag.startswith("W/"):  # If-Range needs a strong validator
+        return etag
+    return (headers.get("Last-Modified") or "").strip() or None
+
+
+def _saved_validator(part: Path) -> str | None:
+    try:
+        text = _validator_path(part).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text and text.isprintable() else None
+
+
+def _content_length(headers) -> int | None:
+    try:
+        n = int(headers.get("Content-Length") or "")
+    except ValueError:
+        return None
+    return n if n >= 0 else None
+
+
+def _read_some(resp) -> bytes:
+    """What the server has sent so far (at most CHUNK bytes): one socket read, so time limits hold."""
+    read1 = getattr(resp, "read1", None)
+    return read1(CHUNK) if read1 else resp.read(CHUNK)
+
+
+def _head(resp, n: int) -> bytes:
+    """The first ``n`` bytes of the body (fewer only at its end)."""
+    buf = b""
+    while len(buf) < n:
+        chunk = _read_some(resp)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _not_a_zip(resp, first: bytes) -> str | None:
+    """Why a 200 response is not a zip download (an HTML error page, say), or None."""
+    if first.startswith(ZIP_MAGIC):
+        return None  # a zip, whatever its label (a mirror may call it text/html)
+    ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype == "text/html":
+        return "answered 200 with an HTML page (Content-Type text/html), not a zip"
+    return f"answered 200 with a body that is not a zip (it starts {first[:16]!r})"
+
+
+def _fetch(url: str, part: Path, timeout: float, label: str, *, max_bytes: int = MAX_BYTES,
+           deadline_at: float | None = None) -> None:
+    """Download ``url`` into ``part``, continuing from its current size with a Range request.
+
+    Raises _Missing / _NotAZip (try the next name), _Transient (try again),
+    _Fatal (give up on the quarter) or _OutOfTime."""
+    if deadline_at is None:
+        deadline_at = time.monotonic() + DEADLINE
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": f"faerslake/{__version__} (+FAERS quarterly download)"}
     if have:
         headers["Range"] = f"bytes={have}-"
+        saved = _saved_validator(part)
+        if saved:
+            # a file changed since the first response comes back whole (200), not spliced on
+            headers["If-Range"] = saved
     req = urllib.request.Request(url, headers=headers)
+    left = deadline_at - time.monotonic()
+    if left <= 0:
+        raise _OutOfTime()
+    opener = urllib.request.build_opener(_SafeRedirects)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (http/https only, see caller)
+        resp = opener.open(req, timeout=min(timeout, left))  # http/https only, see caller and _SafeRedirects
     except urllib.error.HTTPError as e:
         e.close()
         if e.code in (404, 410):
@@ -154,7 +278,7 @@ def _fetch(url: str, part: Path, timeout: float, label: str) -> None:
         raise _Transient(f"connection failed ({reason})") from None
     with resp:
         status = resp.status
-        length = resp.headers.get("Content-Length")
+        length = _content_length(resp.headers)
         if have and status == 206:
             crange = resp.headers.get("Content-Range", "")
             # "bytes START-END/TOTAL": refuse a piece that does not start where ours ends
@@ -163,32 +287,59 @@ def _fetch(url: str, part: Path, timeout: float, label: str) -> None:
             except (IndexError, ValueError):
                 start = -1
             if start != have:
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Transient(f"server answered the range request from byte {start}, not {have}; restarting")
             mode = "ab"
-            total = have + int(length) if length else None
+            total = have + length if length is not None else None
         else:
-            if have:
-                # the server ignored Range: start again from byte 0
-                have = 0
+            # a fresh download, or the server ignored Range / the file changed (If-Range): from byte 0
+            have = 0
             mode = "wb"
-            total = int(length) if length else None
-        bar = _Progress(label, total, have)
+            total = length
+        if total is not None and total > max_bytes:
+            _discard(part)
+            raise _Fatal(f"the file is {total:,} bytes (Content-Length), over the {max_bytes:,}-byte limit "
+                         f"for one download; not downloaded")
         got = 0
+        bar = None
         try:
+            first = b""
+            if mode == "wb":
+                first = _head(resp, len(ZIP_MAGIC))
+                why = _not_a_zip(resp, first)
+                if why:
+                    _discard(part)
+                    raise _NotAZip(why)
+                validator = _validator(resp.headers)
+                if validator and validator.isprintable():
+                    atomic_write_text(_validator_path(part), validator + "\n")
+                else:
+                    _validator_path(part).unlink(missing_ok=True)
+            bar = _Progress(label, total, have)
             with open(part, mode) as out:
+                chunk = first
                 while True:
-                    chunk = resp.read(CHUNK)
                     if not chunk:
-                        break
+                        chunk = _read_some(resp)
+                        if not chunk:
+                            break
+                    if have + got + len(chunk) > max_bytes:
+                        out.close()
+                        _discard(part)
+                        raise _Fatal(f"the body ran past the {max_bytes:,}-byte limit for one download; "
+                                     f"aborted and the partial file removed")
                     out.write(chunk)
                     got += len(chunk)
                     bar.update(len(chunk))
+                    chunk = b""
+                    if time.monotonic() >= deadline_at and (length is None or got < length):
+                        raise _OutOfTime()
         except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
-            bar.close()
             raise _Transient(f"transfer broke off after {have + got:,} bytes ({type(e).__name__})") from None
-        bar.close()
-        if length is not None and got < int(length):
+        finally:
+            if bar is not None:
+                bar.close()
+        if length is not None and got < length:
             raise _Transient(f"transfer broke off after {have + got:,} of {total:,} bytes")
 
 
@@ -218,24 +369,32 @@ def download_quarters(
     backoff: float = 2.0,
     max_backoff: float = 120.0,
     timeout: float = 120.0,
+    max_bytes: int = MAX_BYTES,
+    deadline: float = DEADLINE,
 ) -> dict:
     """Download the zips of ``quarters`` into ``dest``; return the manifest (also ``dest/manifest.json``).
 
+    ``max_bytes`` caps one file's size and ``deadline`` (seconds) the time spent
+    on one quarter's file, all attempts together; see the module docstring.
     Raises :class:`DownloadError` after trying every quarter when any of them
     is missing on the server or failed; the manifest then lists the good files
     and, under ``missing`` / ``failed``, what went wrong. A rerun resumes.
     """
     log = sink(log, __name__)
-    base = _check_arguments(quarters, retries, base_url)
+    base = _check_arguments(quarters, retries, base_url, max_bytes, deadline)
+    if base.lower().startswith("http://"):
+        log(f"warning: --base-url {base} is plain http: the files arrive unencrypted and anyone on the way "
+            f"can change them (the zip check only catches damage); use https where the server offers it")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mpath = dest / MANIFEST
     manifest = _load_manifest(mpath)
     manifest["source"] = base
-    entries = {e["quarter"]: e for e in manifest["files"] if isinstance(e, dict) and "quarter" in e}
+    entries = _manifest_entries(manifest["files"], log)
     missing: dict[str, str] = {}
     failed: dict[str, str] = {}
     qs = [parse_quarter(q) for q in quarters or []]
+    limits = _Limits(retries, sleep, backoff, max_backoff, timeout, max_bytes, deadline)
 
     def save() -> None:
         manifest["files"] = sorted(entries.values(), key=lambda e: quarter_index(e["quarter"]))
@@ -246,7 +405,12 @@ def download_quarters(
     for i, q in enumerate(qs, 1):
         label = f"[{i}/{len(qs)}] {q}"
         names = candidate_names(q)
-        if _already_verified(entries.get(q), dest):
+        known = entries.get(q)
+        if known is not None and not _complete_entry(known, names):
+            log(f"warning: {label}: the {mpath.name} entry for {q} lacks a usable file/size/sha256 "
+                f"(edited by hand?); checking the file again")
+            known = None
+        if _already_verified(known, dest):
             log(f"{label}: {entries[q]['file']} already downloaded and verified")
             continue
         present = [n for n in names if (dest / n).exists()]
@@ -255,8 +419,7 @@ def download_quarters(
             log(f"{label}: {present[0]} already present; verified and recorded")
             save()
             continue
-        outcome = _download_one(q, names, base, dest, retries, label, log, sleep, backoff, max_backoff, timeout)
-        kind, detail = outcome
+        kind, detail = _download_one(q, names, base, dest, label, log, limits)
         if kind == "ok":
             entries[q] = _entry(q, dest / detail, base + detail)
             missing.pop(q, None)
@@ -283,16 +446,55 @@ def download_quarters(
     return manifest
 
 
-def _check_arguments(quarters: list[str] | None, retries: int, base_url: str | None) -> str:
+class _Limits(NamedTuple):
+    retries: int
+    sleep: Callable[[float], None]
+    backoff: float
+    max_backoff: float
+    timeout: float
+    max_bytes: int
+    deadline: float
+
+
+def _check_arguments(quarters: list[str] | None, retries: int, base_url: str | None,
+                     max_bytes: int = MAX_BYTES, deadline: float = DEADLINE) -> str:
     """The base URL (with a trailing slash), after checking the arguments."""
     if not quarters:
         raise FaerslakeError("give the quarters to download, e.g. --quarters 2004Q1:2026Q2")
     if retries < 0:
         raise FaerslakeError("--retries must be 0 or more")
+    if max_bytes <= 0:
+        raise FaerslakeError(f"the size limit for one download must be positive (got {max_bytes})")
+    if not deadline > 0:
+        raise FaerslakeError(f"the deadline for one download must be a positive number of seconds (got {deadline})")
     base = (base_url or FDA_EXPORTS).rstrip("/") + "/"
-    if not base.startswith(("http://", "https://")):
+    if not base.lower().startswith(("http://", "https://")):
         raise FaerslakeError(f"--base-url {base_url} should start with http:// or https://")
     return base
+
+
+def _manifest_entries(files: list, log: Callable[[str], None]) -> dict[str, dict]:
+    """The manifest's entries by quarter; entries without a valid quarter are dropped (with a warning)."""
+    entries: dict[str, dict] = {}
+    dropped = 0
+    for e in files:
+        try:
+            q = parse_quarter(e["quarter"])
+        except (TypeError, KeyError, AttributeError, FaerslakeError):
+            dropped += 1
+            continue
+        entries[q] = {**e, "quarter": q}
+    if dropped:
+        log(f"warning: {MANIFEST}: dropped {dropped} entr{'y' if dropped == 1 else 'ies'} without a valid "
+            f"quarter (edited by hand?)")
+    return entries
+
+
+def _complete_entry(have: dict, names: list[str]) -> bool:
+    """The entry names one of the quarter's files and records its size and checksum."""
+    size, digest = have.get("size"), have.get("sha256")
+    return (have.get("file") in names and isinstance(size, int) and not isinstance(size, bool)
+            and isinstance(digest, str))
 
 
 def _already_verified(have: dict | None, dest: Path) -> bool:
@@ -308,40 +510,66 @@ def _entry(q: str, f: Path, url: str) -> dict:
             "downloaded_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def _download_one(q, names, base, dest, retries, label, log, sleep, backoff, max_backoff, timeout):
+def _download_one(q: str, names: list[str], base: str, dest: Path, label: str,
+                  log: Callable[[str], None], lim: _Limits) -> tuple[str, str]:
     """('ok', file name) | ('missing', why) | ('failed', why) for one quarter."""
+    deadline_at = time.monotonic() + lim.deadline
     attempt = 0
-    not_found: list[str] = []
+    answers: list[tuple[str, str | None]] = []  # (url, None for a 404 / why it was not a zip)
     idx = 0
     last_error = ""
+
+    def out_of_time(url: str, part: Path) -> tuple[str, str]:
+        kept = part.stat().st_size if part.exists() else 0
+        tail = f"; {kept:,} bytes kept in {part.name}, a rerun resumes" if kept else ""
+        after = f" (last error: {last_error})" if last_error else ""
+        return "failed", f"{url}: not finished within the {lim.deadline:g} s limit for one download{after}{tail}"
+
     while idx < len(names):
         name = names[idx]
         url = base + name
         part = dest / (name + ".part")
+        if time.monotonic() >= deadline_at:
+            return out_of_time(url, part)
         try:
-            _fetch(url, part, timeout, f"{label} {name}")
+            _fetch(url, part, lim.timeout, f"{label} {name}", max_bytes=lim.max_bytes, deadline_at=deadline_at)
             problem = _zip_problem(part)
             if problem:
                 # a damaged download is not worth resuming: start this file again
-                part.unlink(missing_ok=True)
+                _discard(part)
                 raise _Transient(f"{name}: {problem}")
             os.replace(part, dest / name)
+            _validator_path(part).unlink(missing_ok=True)
             log(f"{label}: {name} downloaded and verified ({(dest / name).stat().st_size:,} bytes)")
             return "ok", name
         except _Missing:
-            not_found.append(name)
-            part.unlink(missing_ok=True)
+            answers.append((url, None))
+            _discard(part)
             idx += 1
             continue
+        except _NotAZip as e:
+            # FDA's "soft 404": an error page for a name it does not have - the next spelling may be right
+            answers.append((url, str(e)))
+            log(f"{label}: {name} {e}; trying the next spelling")
+            idx += 1
+            continue
+        except _OutOfTime:
+            return out_of_time(url, part)
         except _Fatal as e:
             return "failed", f"{url}: {e}"
         except _Transient as e:
             last_error = str(e)
-            if attempt >= retries:
+            if attempt >= lim.retries:
                 return "failed", f"{url}: {last_error} (gave up after {attempt + 1} attempts)"
-            wait = min(max_backoff, backoff * (2 ** attempt))
+            wait = min(lim.max_backoff, lim.backoff * (2 ** attempt))
+            if time.monotonic() + wait >= deadline_at:
+                return out_of_time(url, part)
             attempt += 1
-            log(f"{label}: {last_error}; retry {attempt}/{retries} in {wait:g} s")
-            sleep(wait)
-    return "missing", (f"not on the server under any of its names ({', '.join(base + n for n in not_found)} "
-                       f"answered 404); FDA may not have published it yet")
+            log(f"{label}: {last_error}; retry {attempt}/{lim.retries} in {wait:g} s")
+            lim.sleep(wait)
+    if all(why is None for _, why in answers):
+        return "missing", (f"not on the server under any of its names ({', '.join(u for u, _ in answers)} "
+                           f"answered 404); FDA may not have published it yet")
+    said = "; ".join(f"{u} {why or 'answered 404'}" for u, why in answers)
+    return "failed", (f"no name served a zip ({said}); an HTML page is usually the server's error page - "
+                      f"rerun later, or check --base-url")
