@@ -48,7 +48,7 @@ PIPELINE_MODULES = {
     "test_bundle", "test_cluster", "test_duckdb_reference", "test_end_to_end", "test_faults",
     "test_ingest_damage", "test_ingest_samples", "test_notebooks", "test_reliability", "test_silver_genuine",
 }
-PIPELINE_FIXTURES = {"built", "study_run"}
+PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", required=True, help="folder for the zips and manifest.json (created if missing)")
     p.add_argument("--base-url", default=None, help="FDA's export URL, overridden (mirrors, tests)")
     p.add_argument("--retries", type=int, default=5, help="attempts per file before it counts as failed")
+    p.add_argument("--max-mb", type=float, default=2048, help="largest file accepted, in MiB (bigger: that quarter fails)")
+    p.add_argument("--deadline", type=float, default=1800,
+                   help="seconds one quarter's file may take, all attempts together (the partial file is kept)")
     _common(p)
 
     p = _sub(sub, "generate", "write synthetic quarters in FDA's exact layouts",
@@ -215,7 +218,8 @@ def cmd_download(args, cfg, record) -> int:
     from faerslake.download import download_quarters
 
     download_quarters(quarter_range(args.quarters), Path(args.dest),
-                      base_url=args.base_url, retries=args.retries)
+                      base_url=args.base_url, retries=args.retries,
+                      max_bytes=int(args.max_mb * 1024**2), deadline=args.deadline)
     return 0
 
 
