@@ -29,6 +29,7 @@ from functools import reduce
 from pathlib import Path
 
 import pytest
+from faerslake.errors import InputError
 from faerslake.faults import POINTS
 
 pytestmark = pytest.mark.faults
@@ -39,7 +40,7 @@ CLI = [str(REPO / ".venv" / "bin" / "faerslake")] if (REPO / ".venv" / "bin" / "
 SPARK_ARGS = ["--set", "spark.shuffle_partitions=2", "--set", "spark.master=local[2]",
               "--set", "spark.driver_memory=1g"]
 QUARTERS = ["2012Q3", "2012Q4"]  # the last legacy and the first FAERS quarter
-VOLATILE_COLUMNS = {"ingested_at", "built_at", "seconds"}
+VOLATILE_COLUMNS = {"ingested_at", "built_at", "seconds", "bronze_versions"}
 VOLATILE_TABLES = {"silver/build_state"}  # when and how long: differs by nature
 RUN_TIMEOUT = 900
 
@@ -47,11 +48,15 @@ RUN_TIMEOUT = 900
 # --------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------- #
-def faerslake(args: list[str], log: Path, fault: str | None = None, wait: bool = True):
+def faerslake(args: list[str], log: Path, fault: str | None = None, wait: bool = True,
+              fault_dir: Path | None = None):
     """Run the CLI in its own session (so its JVM is findable); return (rc, stderr text) or the Popen."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FAERSLAKE_FAULT", "PYSPARK_GATEWAY_PORT")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FAERSLAKE_FAULT", "FAERSLAKE_FAULT_DIR", "PYSPARK_GATEWAY_PORT")}
     if fault:
         env["FAERSLAKE_FAULT"] = fault
+    if fault_dir is not None:
+        env["FAERSLAKE_FAULT_DIR"] = str(fault_dir)
     fh = open(log, "w")  # noqa: SIM115 - closed below / by the caller's wait
     proc = subprocess.Popen([*CLI, *args, *SPARK_ARGS], stdout=fh, stderr=subprocess.STDOUT, env=env,
                             cwd=REPO, start_new_session=True)
@@ -257,32 +262,66 @@ def test_same_command_twice_is_idempotent_and_skips(spark, reference, tmp_path):
     print(f"\nfirst run {reference['seconds']:.0f}s, identical re-run {seconds:.0f}s")
 
 
+# every fault point, in pipeline order, and how the run dies there: "kill"
+# is SIGKILL to the Python driver, "jvm" SIGKILL to its Spark JVM
+KILLS = [("ingest.staging", "kill"), ("ingest.table_committed", "kill"), ("ingest.before_manifest", "kill"),
+         ("build.after_reports", "kill"), ("build.child_committed", "jvm"), ("study.after_members", "kill"),
+         ("study.output_written", "kill")]
+
+
+def test_kills_cover_every_fault_point():
+    assert [p for p, _ in KILLS] == list(POINTS)
+
+
 def test_killed_runs_resume_to_the_reference_result(spark, reference, source, tmp_path):
+    """A chain of runs on one warehouse, each killed at the next fault point,
+    then one clean run: every table and CSV equals the uninterrupted run's.
+    After each kill, 'build' or 'study' run alone refuse what the killed run
+    left half-written (one sentence saying what to run) instead of reading it."""
+    from faerslake.config import load_study
+    from faerslake.gold import run_study
+    from faerslake.silver import build
+
     wh, out = tmp_path / "wh", tmp_path / "out"
     args = ["run", "--source", str(source), "--warehouse", str(wh), "--output", str(out)]
-    for point in POINTS:
-        proc = faerslake(args, tmp_path / f"{point}.log", fault=point, wait=False)
+    for point, how in KILLS:
+        proc = faerslake(args, tmp_path / f"{point}.log", fault=f"{point}:{how}", wait=False)
         rc, text = finish(proc)
-        assert rc == -9, f"{point}: expected SIGKILL, got {rc}\n{text[-3000:]}"
-        assert f"[faerslake fault] {point}: SIGKILL" in text
+        if how == "kill":
+            assert rc == -9, f"{point}: expected SIGKILL, got {rc}\n{text[-3000:]}"
+            assert f"[faerslake fault] {point}: SIGKILL" in text
+        else:  # the JVM died under a live driver: one sentence, exit 3, no trace
+            assert rc == 3, f"{point}: expected exit 3, got {rc}\n{text[-3000:]}"
+            assert f"[faerslake fault] {point}: SIGKILL to the Spark JVM" in text
+            errors = [ln for ln in text.splitlines() if ln.startswith("faerslake: error:")]
+            assert errors == [errors[0]] and "the Spark JVM stopped" in errors[0], text[-3000:]
+            assert "Traceback" not in text, text[-3000:]
         left = wait_no_orphans(proc.pid)
         assert left == [], f"{point}: processes outlived the killed run: {left}"
         if point.startswith("ingest."):
             # the manifest is written last: no quarter of the killed run counts as ingested
             manifest = wh / "bronze" / "source_manifest"
             assert not manifest.exists() or not any(manifest.glob("quarter=*/*.parquet"))
-        if point == "build.after_reports":
+            with pytest.raises(InputError, match="faerslake ingest"):
+                build(spark, str(wh), log=lambda m: None)
+        if point.startswith("build."):
             assert (wh / "silver" / "reports" / "_delta_log").exists()
-            assert not (wh / "silver" / "build_state").exists()
-        if point == "study.after_members":
-            assert (wh / "gold" / "botox_depression" / "cohort_members" / "_delta_log").exists()
+            with pytest.raises(InputError, match=r"faerslake build --warehouse"):
+                run_study(spark, str(wh), load_study(), str(tmp_path / "alone"), log=lambda m: None)
+        if point == "build.child_committed":  # build alone finishes what the killed one began
+            assert not build(spark, str(wh), log=lambda m: None).skipped
+            run_study(spark, str(wh), load_study(), str(tmp_path / "alone"), log=lambda m: None)
+            assert output_files(tmp_path / "alone") == {
+                k: v for k, v in reference["files"].items() if "/" in k or k.startswith("report")
+                or k == "forest_plot.png"}
+        if point.startswith("study."):
             assert not (out / "botox_depression" / "cohort_results.csv").exists()
     rc, text = faerslake(args, tmp_path / "final.log")
     assert rc == 0, text[-3000:]
     assert fingerprint(spark, wh) == reference["tables"]
     assert output_files(out) == reference["files"]
     assert audit_problems(spark, wh) == []
-    # no half-written file is left beside the outputs, no staging folder in the warehouse
+    # no half-written file or folder is left beside the outputs, no staging folder in the warehouse
     assert [p.name for p in out.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"] == []
     staging = wh / "_staging"
     assert not staging.exists() or list(staging.iterdir()) == [], list(staging.iterdir())
@@ -292,7 +331,7 @@ def bronze_only(tables: dict) -> dict:
     return {t: v for t, v in tables.items() if t.startswith("bronze/")}
 
 
-def test_concurrent_ingests_of_different_and_same_quarters(spark, reference, source, tmp_path):
+def test_concurrent_ingests_of_different_quarters_both_succeed(spark, reference, source, tmp_path):
     wh = tmp_path / "wh"
     base = ["ingest", "--source", str(source), "--warehouse", str(wh)]
     procs = [faerslake([*base, "--quarters", q], tmp_path / f"ingest-{q}.log", wait=False) for q in QUARTERS]
@@ -302,16 +341,62 @@ def test_concurrent_ingests_of_different_and_same_quarters(spark, reference, sou
     assert bronze_only(fingerprint(spark, wh)) == bronze_only(reference["tables"])
     assert audit_problems(spark, wh) == []
 
-    # the same quarter twice at once: both finish (a Delta conflict is retried)
-    # or one says clearly why it stopped; never a duplicated or mixed quarter
-    procs = [faerslake([*base, "--quarters", QUARTERS[0], "--force"], tmp_path / f"same-{i}.log", wait=False)
-             for i in range(2)]
-    results = [finish(p) for p in procs]
-    ok = [rc == 0 for rc, _ in results]
-    for rc, text in results:
-        if rc != 0:
-            last = [ln for ln in text.splitlines() if ln.startswith("faerslake: error:")]
-            assert last, f"a failed concurrent ingest must end with one clear error line:\n{text[-3000:]}"
-    assert any(ok), [t[-2000:] for _, t in results]
-    assert bronze_only(fingerprint(spark, wh)) == bronze_only(reference["tables"])
+
+def wait_for(path: Path, proc: subprocess.Popen, what: str, seconds: float = RUN_TIMEOUT) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            text = Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+            pytest.fail(f"{what} never happened (rc {proc.poll()}):\n{text[-3000:]}")
+        time.sleep(0.2)
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, seconds: float = RUN_TIMEOUT) -> None:
+    deadline = time.time() + seconds
+    log = Path(proc.log_path)  # type: ignore[attr-defined]
+    while needle not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.time() > deadline:
+            pytest.fail(f"'{needle}' never logged (rc {proc.poll()}):\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+def test_same_quarter_from_two_sources_never_mixes(spark, source, tmp_path):
+    """Deterministic interleaving: ingest A (source A) stops right after its
+    first bronze commit of 2012Q4; ingest B of the same quarter from a
+    *different* source starts, and a third run that will not wait; then A
+    resumes. B must wait for A's writer lock (without it, B commits all
+    tables, then A's remaining ten: a quarter mixed from two sources), the
+    impatient run fails with one sentence, exit 6, and the warehouse ends
+    exactly as an ingest of source B alone leaves it."""
+    from faerslake.generate import generate
+    from faerslake.ingest import ingest
+    from faerslake.silver import build
+
+    q = QUARTERS[1]
+    other = tmp_path / "src-b"
+    generate(other, reports=300, seed=8, quarters=QUARTERS, as_zip=True, log=lambda m: None)
+    wh, faults = tmp_path / "wh", tmp_path / "faults"
+    faults.mkdir()
+    a = faerslake(["ingest", "--source", str(source), "--warehouse", str(wh), "--quarters", q],
+                  tmp_path / "a.log", fault="ingest.table_committed:pause", fault_dir=faults, wait=False)
+    wait_for(faults / "ingest.table_committed.paused", a, "A's pause after its first commit")
+    b = faerslake(["ingest", "--source", str(other), "--warehouse", str(wh), "--quarters", q],
+                  tmp_path / "b.log", wait=False)
+    wait_for_line(b, f"is being written by pid {a.pid}, faerslake ingest")
+    rc, text = faerslake(["ingest", "--source", str(other), "--warehouse", str(wh), "--quarters", q,
+                          "--set", "tables.lock_timeout_seconds=0"], tmp_path / "c.log")
+    errors = [ln for ln in text.splitlines() if ln.startswith("faerslake: error:")]
+    assert rc == 6 and len(errors) == 1, text[-3000:]
+    assert f"is being written by pid {a.pid}, faerslake ingest, since" in errors[0] and "Traceback" not in text
+    assert b.poll() is None  # still waiting
+    (faults / "ingest.table_committed.resume").write_text("go")
+    rc_a, text_a = finish(a)
+    rc_b, text_b = finish(b)
+    assert rc_a == 0, text_a[-3000:]
+    assert rc_b == 0 and "is free; ingest goes on" in text_b, text_b[-3000:]
+
+    alone = tmp_path / "wh-b-alone"
+    ingest(spark, str(other), str(alone), quarters=[q], log=lambda m: None)
+    assert bronze_only(fingerprint(spark, wh)) == bronze_only(fingerprint(spark, alone))
     assert audit_problems(spark, wh) == []
+    assert not build(spark, str(wh), log=lambda m: None).skipped  # a completed ingest: build reads it
