@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from faerslake.ingest.discover import member_problem
+
 CHUNK = 4 * 1024 * 1024
 # Spark reads each part as one partition (see parse.read_parts); keep parts
 # well under the 128 MB split size used there.
@@ -79,7 +81,28 @@ def _to_utf8(data: bytes) -> bytes:
 
 
 class StagingError(Exception):
-    """The bytes of a source file could not be read (corrupt zip, I/O error)."""
+    """The bytes of a source file could not be read (corrupt zip, I/O error): its quarter fails."""
+
+
+class StagingWriteError(Exception):
+    """The staging folder could not be written (disk full, over quota, read-only,
+    no permission): the environment, not the input; it stops the run.
+    ``args``: (source_file, errno, strerror), so it crosses a process pool intact."""
+
+    def __init__(self, source_file: str, errno: int | None, strerror: str):
+        super().__init__(source_file, errno, strerror)
+        self.source_file, self.errno, self.strerror = source_file, errno, strerror
+
+    def __str__(self) -> str:
+        return f"{self.strerror} while writing {self.source_file}"
+
+
+class _WriteFailed(Exception):
+    """An OSError while writing a staged part (becomes :class:`StagingWriteError`)."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error)
+        self.error = error
 
 
 @dataclass
@@ -118,18 +141,24 @@ class _PartWriter:
 
     def _open(self) -> None:
         p = self.out_dir / part_name(self.file_idx, self.next_line)
-        self.fh = open(p, "wb")  # noqa: SIM115 - closed in _close
+        try:
+            self.fh = open(p, "wb")  # noqa: SIM115 - closed in _close
+        except OSError as e:
+            raise _WriteFailed(e) from None
         self.parts.append(Part(p, self.next_line))
         self.size = 0
 
     def _close(self) -> None:
         if self.fh is not None:
-            self.fh.close()
-            self.fh = None
+            fh, self.fh = self.fh, None
             part = self.parts[-1]
             part.lines = self.next_line - part.first_line + (1 if self.last_byte not in (b"", b"\n") else 0)
             final = self.out_dir / part_name(self.file_idx, part.first_line, part.lines)
-            part.path.rename(final)
+            try:
+                fh.close()  # a full disk often shows only here, when the buffer is flushed
+                part.path.rename(final)
+            except OSError as e:
+                raise _WriteFailed(e) from None
             part.path = final
 
     def _put(self, data: bytes) -> None:
@@ -137,7 +166,10 @@ class _PartWriter:
             return
         if self.fh is None:
             self._open()
-        self.fh.write(data)
+        try:
+            self.fh.write(data)
+        except OSError as e:
+            raise _WriteFailed(e) from None
         self.size += len(data)
         nl = data.count(b"\n")
         self.newlines += nl
@@ -192,7 +224,10 @@ def stage_stream(
     ``header_is_optional`` (deleted-case lists): the first non-blank line is a
     header only when it is not a number.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _WriteFailed(e) from None
     sha = hashlib.sha256()
     counter = [0]
     chunks = _chunks(stream, sha, counter)
@@ -333,17 +368,23 @@ def stage_files(specs: list[StageSpec], max_line_chars: int) -> tuple[list[Stage
     """Stage the files of one quarter: ``(staged files, None, seconds)``, or
     ``(None, why, seconds)`` when one of them cannot be read (the parts
     already written for the quarter are removed: a damaged zip fails its
-    quarter only). Top-level and free of Spark, so a process pool can run it."""
+    quarter only). Each zip is opened once for all its members (its central
+    directory is parsed once). A failure to *write* the staging folder is no
+    property of the input: it raises :class:`StagingWriteError`. Top-level and
+    free of Spark, so a process pool can run it."""
     import time
 
     t = time.time()
     staged: list[StagedFile] = []
+    zips: dict[str, zipfile.ZipFile] = {}
     try:
         for spec in specs:
             try:
-                with open_member(Path(spec.path), spec.member) as stream:
+                with _open_source(spec, zips) as stream:
                     staged.append(stage_stream(stream, Path(spec.out_dir), spec.file_idx, max_line_chars,
                                                header_is_optional=spec.header_is_optional))
+            except _WriteFailed as e:
+                raise StagingWriteError(spec.source_file, e.error.errno, e.error.strerror or str(e.error)) from None
             except OSError as e:
                 raise StagingError(f"{spec.source_file} cannot be read ({e})") from None
     except StagingError as e:
@@ -351,6 +392,9 @@ def stage_files(specs: list[StageSpec], max_line_chars: int) -> tuple[list[Stage
             for p in st.parts:
                 p.path.unlink(missing_ok=True)
         return None, str(e), time.time() - t
+    finally:
+        for zf in zips.values():
+            zf.close()
     return staged, None, time.time() - t
 
 
@@ -372,32 +416,40 @@ def _chain(first: list[bytes], rest):
     yield from rest
 
 
-def open_member(path: Path, member: str | None):
-    """A context manager yielding a binary stream of a loose file or a zip member."""
-    if member is None:
-        return open(path, "rb")  # noqa: SIM115 - returned as a context manager
-    return _ZipMember(path, member)
+def _open_source(spec: StageSpec, zips: dict[str, zipfile.ZipFile]):
+    """A context manager yielding a binary stream of a loose file or a zip member;
+    a zip is opened once into ``zips`` (the caller closes them)."""
+    if spec.member is None:
+        return open(spec.path, "rb")  # noqa: SIM115 - returned as a context manager
+    return _ZipMember(spec.path, spec.member, zips)
 
 
 class _ZipMember:
-    def __init__(self, path: Path, member: str):
-        self.path, self.member = path, member
+    def __init__(self, path: str, member: str, zips: dict[str, zipfile.ZipFile]):
+        self.path, self.member, self.zips = Path(path), member, zips
+        self.name = f"{self.path.name}!/{member}"
 
     def __enter__(self):
         try:
-            self.zf = zipfile.ZipFile(self.path)
-            self.fh = self.zf.open(self.member)
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as e:
-            raise StagingError(f"{self.path.name}!/{self.member} cannot be read ({e})") from None
+            zf = self.zips.get(str(self.path))
+            if zf is None:
+                zf = self.zips[str(self.path)] = zipfile.ZipFile(self.path)
+            why = member_problem(zf.getinfo(self.member))
+            if why:  # the zip changed since discovery checked it
+                raise StagingError(f"{self.name} {why}")
+            self.fh = zf.open(self.member)
+        except NotImplementedError as e:  # a compression method zipfile cannot read
+            raise StagingError(f"{self.name} cannot be read ({e}): download the zip again") from None
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError, RuntimeError) as e:
+            raise StagingError(f"{self.name} cannot be read ({e})") from None
         return self
 
     def read(self, n: int = -1) -> bytes:
         try:
             return self.fh.read(n)
         except Exception as e:  # BadZipFile, OSError, EOFError, ValueError, zlib.error and friends
-            raise StagingError(f"{self.path.name}!/{self.member} is damaged ({e}); download the zip again") from None
+            raise StagingError(f"{self.name} is damaged ({e}); download the zip again") from None
 
     def __exit__(self, *exc):
         self.fh.close()
-        self.zf.close()
         return False

@@ -13,16 +13,30 @@ through the ``/dbfs/x`` mount) holding any mix of
   ``demo12q4.txt``): the quarter comes from ``yyQq`` in the file name;
 - deleted-case lists (``Deleted/DELETE22Q4.txt``, ``ADR19Q1DeletedCases.txt``).
 
-Everything else (PDFs, ``STATyyQq.TXT``, README) is ignored and listed. A
-quarter+table found twice is an :class:`InputError` naming both files. A zip
-that cannot be opened, or that fails the zip-bomb / path checks, marks its
-quarter as failed (the rest of the run proceeds).
+Everything else (PDFs, ``STATyyQq.TXT``, README) is ignored and listed.
+Each of these marks its quarter as failed with a reason (``QuarterFiles.problem``;
+the rest of the run proceeds):
+
+- a quarter+table found twice (two DEMO members in one zip, a browser's second
+  download ``faers_ascii_2019q1 (1).zip``): the reason names both files;
+- a zip that cannot be opened, or fails the checks of :func:`_check_zip`
+  (member paths leaving the zip, zip-bomb ratios and sizes, overlapping
+  entries, more than ``MAX_ZIP_MEMBERS`` members, encrypted members or
+  compression methods Python cannot read);
+- a table file or zip that is a dangling link, unreadable, or not a regular
+  file (a device, a fifo): nothing is opened that could block or never end.
+
+Folders are walked following symbolic links (a folder reached twice, e.g. a
+link loop, is read once and said); folders starting with ``.`` or ``_`` are
+skipped, and said. A zip member named for another quarter than its zip's is
+loaded as the zip's quarter, with a warning.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -39,6 +53,15 @@ _TABLE_FILE = re.compile(r"^(DEMO|DRUG|REAC|OUTC|RPSR|THER|INDI)(\d{2})Q([1-4])(
 _ZIP_QUARTER = re.compile(r"(\d{4})q([1-4])", re.I)
 _SHORT_QUARTER = re.compile(r"(\d{2})q([1-4])", re.I)
 _REMOTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")
+
+# FDA's quarterly zips hold about 20 members; more than this is refused before
+# anything is staged (the member list is read once, but every member costs a
+# staged file and a literal in the Spark plans).
+MAX_ZIP_MEMBERS = 10_000
+_READABLE_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_METHOD_NAMES = {1: "Shrink", 6: "Implode", 9: "Deflate64", 10: "PKWARE Implode", 18: "IBM TERSE",
+                 19: "IBM LZ77", 93: "Zstandard", 95: "XZ", 97: "WavPack", 98: "PPMd", 99: "AES encryption"}
+_LOCAL_HEADER = 30  # bytes of a zip local file header before its name
 
 
 @dataclass
@@ -130,14 +153,34 @@ def _unsafe_member(name: str) -> bool:
     return any(part == ".." for part in n.split("/"))
 
 
+def member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why Python's zipfile cannot read this member (the end of a sentence naming it), or None."""
+    if info.flag_bits & 0x1:
+        return ("is encrypted; faerslake reads no password-protected zips (FDA's are not): "
+                "download the quarter again from FDA")
+    if info.compress_type not in _READABLE_METHODS:
+        label = _METHOD_NAMES.get(info.compress_type, "unknown")
+        return (f"uses compression method {info.compress_type} ({label}), which Python's zipfile cannot read: "
+                f"download the quarter again from FDA, or re-zip it with ordinary Deflate")
+    return None
+
+
 def _check_zip(zf: zipfile.ZipFile, name: str, settings: IngestSettings) -> str | None:
-    """Why the zip must be refused, or None."""
+    """Why the zip must be refused, or None. One pass over the member list
+    (read once, when ``zf`` was opened), one sort for the overlap check."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        return (f"{name} holds {len(infos):,} members, more than the {MAX_ZIP_MEMBERS:,} a FAERS zip could hold; "
+                f"refusing it")
     total = 0
-    for info in zf.infolist():
+    for info in infos:
         if _unsafe_member(info.filename):
             return f"{name} holds a member whose path leaves the zip ({info.filename!r}); refusing the zip"
         if info.is_dir():
             continue
+        why = member_problem(info)
+        if why:
+            return f"{name}: member {info.filename} {why}"
         total += info.file_size
         if info.file_size > 0:
             ratio = info.file_size / max(info.compress_size, 1)
@@ -146,11 +189,35 @@ def _check_zip(zf: zipfile.ZipFile, name: str, settings: IngestSettings) -> str 
                     f"{name}: member {info.filename} would inflate {ratio:.0f}x "
                     f"(more than ingest.max_zip_ratio={settings.max_zip_ratio:g}); refusing a possible zip bomb"
                 )
+    overlap = _overlap(infos, getattr(zf, "start_dir", None))
+    if overlap:
+        return overlap.format(name=name)
     if total > settings.max_unzipped_bytes:
         return (
             f"{name} would inflate to {total:,} bytes, more than ingest.max_unzipped_bytes="
             f"{settings.max_unzipped_bytes:,}; refusing it"
         )
+    return None
+
+
+def _overlap(infos: list[zipfile.ZipInfo], central_dir: int | None) -> str | None:
+    """Entries whose bytes overlap (several central records pointing into one
+    local entry: the "overlapping files" zip bomb, which some Pythons do not
+    refuse by themselves), as a sentence with ``{name}`` for the zip, or None.
+    An entry spans at least its local header, its name and its compressed data."""
+    by_offset = sorted(infos, key=lambda i: i.header_offset)
+    for a, b in zip(by_offset, [*by_offset[1:], None], strict=True):
+        try:  # the name's bytes as stored: UTF-8 when flagged, else cp437 (zipfile decoded it so)
+            name_bytes = len(a.orig_filename.encode("utf-8" if a.flag_bits & 0x800 else "cp437"))
+        except UnicodeEncodeError:
+            name_bytes = 0
+        end = a.header_offset + _LOCAL_HEADER + name_bytes + a.compress_size
+        nxt = b.header_offset if b is not None else central_dir
+        if nxt is not None and end > nxt:
+            other = b.filename if b is not None else "the central directory"
+            return ("{name}: members " if b is not None else "{name}: member ") + (
+                f"{a.filename} and {other} overlap (several entries share the same bytes); "
+                f"refusing a possible zip bomb")
     return None
 
 
@@ -190,7 +257,7 @@ class _Found:
 def discover(source: str, settings: IngestSettings, quarters: list[str] | None = None) -> Discovery:
     """Find every table file and deleted list under ``source``, grouped by quarter."""
     found = _Found()
-    base, paths = _walk(local_root(source))
+    base, paths = _walk(local_root(source), found)
     for path in paths:
         rel = path.relative_to(base).as_posix()
         if path.suffix.lower() == ".zip":
@@ -208,29 +275,77 @@ def discover(source: str, settings: IngestSettings, quarters: list[str] | None =
     return Discovery(dict(sorted(out.items(), key=lambda kv: quarter_index(kv[0]))), found.ignored, found.warnings)
 
 
-def _walk(root: Path) -> tuple[Path, list[Path]]:
+def _walk(root: Path, found: _Found) -> tuple[Path, list[Path]]:
     """``(base, files)``: the files under ``root`` (or ``root`` itself) in a stable
-    order, without hidden ones and folders starting with ``.`` or ``_``."""
+    order, without hidden ones. Symbolic links to folders are followed; a folder
+    reached a second time (a link loop, or two links to one folder) is read once,
+    and folders starting with ``.`` or ``_`` are skipped; both go to the warnings."""
     if root.is_file():
         return root.parent, [root] if not root.name.startswith(".") else []
     paths: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    skipped: list[str] = []
+    seen: dict[tuple[int, int], str] = {}  # (device, inode) of each folder read -> its path
+
+    def unreadable(e: OSError) -> None:
+        where = Path(e.filename).relative_to(root).as_posix() if e.filename else str(root)
+        found.warnings.append(f"folder {where} cannot be read ({e.strerror or e}); its files are not read")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
+        here = Path(dirpath)
+        rel = here.relative_to(root).as_posix()
+        st = here.stat()
+        first = seen.setdefault((st.st_dev, st.st_ino), rel)
+        if first != rel:
+            found.warnings.append(f"{rel} is a link to a folder already read ({first}); not read again")
+            dirnames[:] = []
+            continue
+        skipped.extend((here / d).relative_to(root).as_posix() for d in sorted(dirnames) if d.startswith((".", "_")))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
-        paths.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+        paths.extend(here / f for f in sorted(filenames) if not f.startswith("."))
+    if skipped:
+        found.warnings.append(f"not read: folders {', '.join(skipped)} (names starting with '.' or '_' are skipped)")
     return root, paths
+
+
+_KINDS = ((stat.S_ISDIR, "folder"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+          (stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"))
+
+
+def _unusable(path: Path, rel: str) -> tuple[int, str | None]:
+    """``(size, None)`` for a regular file this process can read, else ``(0, why)``.
+    Nothing that is not a regular file is opened (a fifo would block, /dev/zero never end)."""
+    link = f" (a link to {os.readlink(path)})" if path.is_symlink() else ""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if link:
+            return 0, f"{rel} is a symbolic link to {os.readlink(path)}, which does not exist: fix or remove the link"
+        return 0, f"{rel} disappeared while the source was read: run again"
+    except OSError as e:
+        return 0, f"{rel}{link} cannot be read ({e.strerror or e}): fix or remove it"
+    if not stat.S_ISREG(st.st_mode):
+        kind = next((k for test, k in _KINDS if test(st.st_mode)), "special file")
+        return 0, f"{rel}{link} is a {kind}, not a regular file: replace it with the file itself"
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        return 0, f"{rel}{link} cannot be read ({e.strerror or e}): let the user running faerslake read it, or remove it"
+    return st.st_size, None
 
 
 def _zip_members(path: Path, rel: str, settings: IngestSettings, found: _Found) -> None:
     """Record the table files inside the zip ``path``, or why its quarter cannot be ingested."""
     zq = _ZIP_QUARTER.search(path.name)
     zip_quarter = f"{zq.group(1)}Q{zq.group(2)}" if zq else None
-    src = Source(path, rel, "zip", path.stat().st_size)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            problem = _check_zip(zf, rel, settings)
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        problem = f"{rel} is not a readable zip ({e}); download it again"
+    size, problem = _unusable(path, rel)
+    src = Source(path, rel, "zip", size)
+    if problem is None:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                problem = _check_zip(zf, rel, settings)
+                infos = zf.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            problem = f"{rel} is not a readable zip ({e}); download it again"
     if problem:
         if zip_quarter is None:
             found.warnings.append(problem + " (no quarter in its name; skipped)")
@@ -246,6 +361,10 @@ def _zip_members(path: Path, rel: str, settings: IngestSettings, found: _Found) 
             found.ignored.append(disp)
             continue
         table, q = kind
+        if zip_quarter and q and q != zip_quarter:
+            # FDA has published quarters holding files of another quarter
+            found.warnings.append(f"{disp} is named for {q} but sits in the zip of {zip_quarter}: loaded as "
+                                  f"{zip_quarter}; check that the zip holds the quarter its name says")
         q = zip_quarter or q
         if q is None:
             found.warnings.append(f"{disp}: cannot tell its quarter; ignored")
@@ -263,15 +382,21 @@ def _loose_file(path: Path, rel: str, found: _Found) -> None:
         return
     table, q = kind
     q = q or _folder_quarter(parts)
+    size, problem = _unusable(path, rel)
     if q is None:
-        found.warnings.append(f"{rel}: cannot tell its quarter; ignored")
+        found.warnings.append(f"{problem or rel + ': cannot tell its quarter'}; ignored")
         found.ignored.append(rel)
         return
-    found.files.append(TableFile(q, table, rel, Source(path, rel, "file", path.stat().st_size)))
+    src = Source(path, rel, "file", size)
+    if problem:
+        found.failed.append((q, problem, src))
+        return
+    found.files.append(TableFile(q, table, rel, src))
 
 
 def _group_by_quarter(found: _Found, wanted: set[str] | None, source: str) -> dict[str, QuarterFiles]:
-    """The found files of the ``wanted`` quarters by quarter; a quarter+table found twice is an error."""
+    """The found files of the ``wanted`` quarters by quarter. A quarter+table found
+    twice, and a file that cannot be read, fail that quarter (the first reason is kept)."""
     out: dict[str, QuarterFiles] = {}
     seen: dict[tuple[str, str], TableFile] = {}
     for tf in found.files:
@@ -282,12 +407,10 @@ def _group_by_quarter(found: _Found, wanted: set[str] | None, source: str) -> di
             qf.sources.append(tf.source)
         if tf.table != DELETED:
             key = (tf.quarter, tf.table)
-            if key in seen:
-                raise InputError(
-                    f"{tf.table.upper()} of {tf.quarter} is in the source twice ({seen[key].source_file} and "
-                    f"{tf.source_file}); keep only one of them in {source}."
-                )
-            seen[key] = tf
+            if key in seen and qf.problem is None:
+                qf.problem = (f"{tf.table.upper()} of {tf.quarter} is in the source twice ({seen[key].source_file} "
+                              f"and {tf.source_file}): remove one of them from {source} and run again")
+            seen.setdefault(key, tf)
         qf.files.append(tf)
     for q, problem, src in found.failed:
         if wanted is not None and q not in wanted:
@@ -295,5 +418,5 @@ def _group_by_quarter(found: _Found, wanted: set[str] | None, source: str) -> di
         qf = out.setdefault(q, QuarterFiles(q))
         if src not in qf.sources:
             qf.sources.append(src)  # the quarter is reported with its zip
-        qf.problem = problem
+        qf.problem = qf.problem or problem
     return out

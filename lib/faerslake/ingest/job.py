@@ -136,9 +136,14 @@ def _changed_quarters(spark: SparkSession, wh: Warehouse, disc: Discovery, force
     for q, qf in disc.quarters.items():
         if qf.problem:
             continue
-        for s in qf.sources:
-            if s.rel not in sha:
-                sha[s.rel] = sha256_file(s.path)
+        try:
+            for s in qf.sources:
+                if s.rel not in sha:
+                    sha[s.rel] = sha256_file(s.path)
+        except OSError as e:  # changed since discovery checked it: that quarter fails
+            result.quarters_failed[q] = f"{s.rel} cannot be read ({e.strerror or e}): fix or remove it"
+            log(f"{q}: SKIPPED, {result.quarters_failed[q]}")
+            continue
         current = {(s.rel, sha[s.rel]) for s in qf.sources}
         if not force and manifest.get(q) == current:
             result.quarters_skipped.append(q)

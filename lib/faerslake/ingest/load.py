@@ -120,7 +120,7 @@ def repair_candidates(aside: DataFrame, counts: AsideCounts, jobs: list[FileJob]
                 if 0 < damaged(c) <= MAX_REPAIR_LINES_PER_FILE and jobs[i].tf.table != DELETED]
     for i, c in counts.items():
         if damaged(c) > MAX_REPAIR_LINES_PER_FILE:
-            log(f"warning: {jobs[i].tf.source_file}: {c['fields'] + c.get('key', 0):,} lines do not fit the "
+            log(f"warning: {jobs[i].tf.source_file}: {damaged(c):,} lines do not fit the "
                 f"header; too many to repair, all quarantined")
     by_file: dict[int, list[tuple[int, str]]] = {}
     if not eligible:

@@ -84,21 +84,26 @@ def normalise_name(name: str) -> str:
 
 
 def layout_from_header(table: str, header: str | None) -> tuple[Layout, list[str]]:
-    """The layout of a table file's header, and warnings (unknown columns)."""
+    """The layout of a table file's header, and warnings (unknown or repeated columns).
+
+    A name the header repeats (``foo$FOO``, ``caseid$caseid``): the first column of
+    that name is used (as the contract column, or in ``extra_fields``), each later
+    one is kept in ``extra_fields`` as ``name_k``, the smallest ``k >= 2`` that no
+    other column of the header is called, so the map never has two equal keys."""
     warnings: list[str] = []
     if table == DELETED:
-        return Layout(table, 1, (("caseid", 0),), (), 0), warnings
+        return _deleted_layout(header)
     if header is None:
         return Layout(table, 0, (), (), None, "the file has no header line"), warnings
-    names = [normalise_name(x) for x in header.split("$")]
-    if len(names) > 1 and names[-1] == "":
-        names.pop()  # header ending in '$' (2012Q4, some FAERS quarters)
-    elif len(names) > 1 and _R_COLUMN.match(names[-1]):
-        names.pop()  # R's name for the field after the legacy trailing '$'
+    texts = _header_names(header)
+    names = [normalise_name(x) for x in texts]
     renames = {**RENAMES, **TABLE_RENAMES.get(table, {})}
     canon = CANONICAL[table]
     columns: dict[str, int] = {}
     extras: list[tuple[str, int]] = []
+    taken = set(names)  # a generated name never takes another column's own name
+    seen: set[str] = set()
+    repeats: list[str] = []
     for i, raw in enumerate(names):
         name = renames.get(raw, raw)
         if name in renames.values() and raw != name and name in names:
@@ -106,11 +111,23 @@ def layout_from_header(table: str, header: str | None) -> tuple[Layout, list[str
         if name in canon and name not in columns:
             columns[name] = i
         else:
-            extras.append((raw or f"_field{i + 1}", i))
+            base = extra = raw or f"_field{i + 1}"
+            if base in seen:
+                k = 2
+                while f"{base}_{k}" in taken:
+                    k += 1
+                extra = f"{base}_{k}"
+                repeats.append(f"{texts[i].strip()} as {extra}")
+            taken.add(extra)
+            extras.append((extra, i))
+        seen.add(raw or f"_field{i + 1}")
     if extras:
         warnings.append(
             f"columns not in the bronze contract: {', '.join(n for n, _ in extras)} (kept in extra_fields)"
         )
+    if repeats:
+        warnings.append(f"the header repeats column names ({', '.join(repeats)}): the first of each name is used, "
+                        f"the later ones are kept in extra_fields under those names")
     key = next((k for k in KEY_COLUMNS if k in columns), None)
     problem = None
     if key is None:
@@ -120,6 +137,35 @@ def layout_from_header(table: str, header: str | None) -> tuple[Layout, list[str
                columns[key] if key else None, problem),
         warnings,
     )
+
+
+def _header_names(header: str) -> list[str]:
+    """The header's column names as written, without the legacy trailing field."""
+    texts = header.split("$")
+    if len(texts) > 1 and normalise_name(texts[-1]) == "":
+        texts.pop()  # header ending in '$' (2012Q4, some FAERS quarters)
+    elif len(texts) > 1 and _R_COLUMN.match(normalise_name(texts[-1])):
+        texts.pop()  # R's name for the field after the legacy trailing '$'
+    return texts
+
+
+def _deleted_layout(header: str | None) -> tuple[Layout, list[str]]:
+    """A deleted-case list: one case number a line (with or without a header), or,
+    when its header has several columns, the one named ``caseid`` (``case``); a
+    list with several columns and none of them caseid cannot be applied: its
+    lines are quarantined with that reason (never silently not applied)."""
+    names = [normalise_name(x) for x in _header_names(header)] if header is not None else []
+    if len(names) <= 1:
+        return Layout(DELETED, 1, (("caseid", 0),), (), 0), []
+    shown = ", ".join(names)
+    pos = next((i for i, n in enumerate(names) if RENAMES.get(n, n) == "caseid"), None)
+    if pos is None:
+        problem = (f"the deleted-case list has {len(names)} columns ({shown}) and none is caseid, "
+                   f"so none of its deletions can be applied")
+        return Layout(DELETED, len(names), (), (), None, problem), []
+    warning = (f"a deleted-case list with {len(names)} columns ({shown}): the case numbers are taken from its "
+               f"caseid column; the others are not kept")
+    return Layout(DELETED, len(names), (("caseid", pos),), (), pos), [warning]
 
 
 # --------------------------------------------------------------------------- #
@@ -207,8 +253,9 @@ _ROWS, _DELETED_LIST, _NO_KEY = 0, 1, 2  # what a file's lines are checked for
 
 
 def _kind(layout: Layout) -> int:
-    if layout.table == DELETED:
+    if layout.table == DELETED and layout.n == 1:
         return _DELETED_LIST
+    # a deleted list with several columns is checked as rows keyed by its caseid
     return _NO_KEY if layout.problem is not None else _ROWS
 
 
@@ -279,6 +326,8 @@ def quarantine_reason(layouts: list[Layout], max_line_chars: int) -> Column:
         .when(F.col("status") == "fields",
               F.concat(F.col("nfields").cast("string"), F.lit(" $-separated fields where the header has "),
                        per_file([lo.n for lo in layouts]).cast("string"), control))
+        .when((F.col("status") == "key") & per_file([lo.table == DELETED for lo in layouts]),
+              F.lit("not a case number"))
         .when(F.col("status") == "key", F.concat(F.lit("report key is not a whole number"), control))
         .when(F.col("status") == "not_number", F.lit("not a case number"))
         .otherwise(F.col("status"))
@@ -291,7 +340,8 @@ def project_rows(df: DataFrame, layout: Layout) -> DataFrame:
     ``df`` must hold only lines that fit ``layout`` (the set-aside ones removed):
     the checks are not evaluated a second time."""
     if layout.table == DELETED:
-        return df.select("file_idx", "line_number", F.trim("value").alias("caseid"))
+        value = F.col("value") if layout.n == 1 else F.split(F.col("value"), "\\$", -1).getItem(layout.key_pos)
+        return df.select("file_idx", "line_number", F.trim(value).alias("caseid"))
     f = F.split(F.col("value"), "\\$", -1)
     fields = df.select("file_idx", "line_number", f.alias("_f"))
     cols = dict(layout.columns)

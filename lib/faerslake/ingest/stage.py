@@ -2,20 +2,25 @@
 
 Place in the pipeline: discover -> **stage** (``decode`` in this process or in
 worker processes) -> load -> audit. Each staged file gets the layout of its
-header; header problems become warnings of the run.
+header; header problems become warnings of the run. A source that cannot be
+read fails its quarter; a staging folder that cannot be written (full disk,
+quota) stops the run with an :class:`~faerslake.errors.EnvironmentProblem`.
 """
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faerslake.ingest.decode import StagedFile, StageSpec, renumber, stage_files
+from faerslake.errors import EnvironmentProblem
+from faerslake.ingest.decode import StagedFile, StageSpec, StagingWriteError, renumber, stage_files
 from faerslake.ingest.discover import DELETED, QuarterFiles, TableFile
 from faerslake.ingest.parse import Layout, Repaired, layout_from_header
 
@@ -44,7 +49,10 @@ def stage_batch(todo: list[QuarterFiles], run_dir: Path, max_line_chars: int, fa
     processes when the batch is large); a quarter whose source cannot be read
     is recorded in ``failed`` and left out. Header warnings go to ``warnings``."""
     plans = _plans(todo, run_dir)
-    outcomes = _run_staging([specs for _, _, specs in plans], _stage_workers(todo), max_line_chars, log)
+    try:
+        outcomes = _run_staging([specs for _, _, specs in plans], _stage_workers(todo), max_line_chars, log)
+    except StagingWriteError as e:
+        raise EnvironmentProblem(_staging_full(run_dir.parent, e, sum(qf.text_bytes for qf in todo))) from None
     jobs: list[FileJob] = []
     for (qf, files, _), (staged, error, seconds) in zip(plans, outcomes, strict=True):
         if error is not None:
@@ -99,9 +107,32 @@ def _run_staging(quarters: list[list[StageSpec]], workers: int, max_line_chars: 
     t = time.time()
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(stage_files, specs, max_line_chars) for specs in quarters]
-        outcomes = [f.result() for f in futures]
+        try:
+            outcomes = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:  # a full staging disk: do not start the quarters still waiting
+                f.cancel()
+            raise
     log(f"staged {len(quarters)} quarters in {time.time() - t:.1f}s with {workers} processes")
     return outcomes
+
+
+def _staging_full(folder: Path, e: StagingWriteError, batch_bytes: int) -> str:
+    """One sentence for a staging folder that cannot be written."""
+    def size(n: float) -> str:
+        return f"{n / 1e9:,.1f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
+
+    try:
+        free = f"{size(shutil.disk_usage(folder).free)} free there"
+    except OSError:
+        free = "free space unknown"
+    need = f"this batch stages about {size(batch_bytes)}"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "is full" if e.errno == errno.ENOSPC else "is over its disk quota"
+        return (f"the staging folder {folder} {what} ({e}; {free}, {need}): free space there or set "
+                f"ingest.staging_dir (--set ingest.staging_dir=/path/with/space) to a folder on a bigger disk")
+    return (f"the staging folder {folder} cannot be written ({e}): set ingest.staging_dir "
+            f"(--set ingest.staging_dir=/writable/dir) to a folder this user can write")
 
 
 def _header_warnings(tf: TableFile, st: StagedFile, layout: Layout, warns: list[str]) -> list[str]:
