@@ -49,7 +49,7 @@ RUN_TIMEOUT = 900
 # helpers
 # --------------------------------------------------------------------------- #
 def faerslake(args: list[str], log: Path, fault: str | None = None, wait: bool = True,
-              fault_dir: Path | None = None):
+              fault_dir: Path | None = None, env_extra: dict[str, str] | None = None):
     """Run the CLI in its own session (so its JVM is findable); return (rc, stderr text) or the Popen."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("FAERSLAKE_FAULT", "FAERSLAKE_FAULT_DIR", "PYSPARK_GATEWAY_PORT")}
@@ -57,6 +57,7 @@ def faerslake(args: list[str], log: Path, fault: str | None = None, wait: bool =
         env["FAERSLAKE_FAULT"] = fault
     if fault_dir is not None:
         env["FAERSLAKE_FAULT_DIR"] = str(fault_dir)
+    env.update(env_extra or {})
     fh = open(log, "w")  # noqa: SIM115 - closed below / by the caller's wait
     proc = subprocess.Popen([*CLI, *args, *SPARK_ARGS], stdout=fh, stderr=subprocess.STDOUT, env=env,
                             cwd=REPO, start_new_session=True)
@@ -285,7 +286,9 @@ def test_killed_runs_resume_to_the_reference_result(spark, reference, source, tm
     wh, out = tmp_path / "wh", tmp_path / "out"
     args = ["run", "--source", str(source), "--warehouse", str(wh), "--output", str(out)]
     for point, how in KILLS:
-        proc = faerslake(args, tmp_path / f"{point}.log", fault=f"{point}:{how}", wait=False)
+        # the staging kill lands inside the process pool (the tiny source would be staged in-process)
+        pool = {"FAERSLAKE_STAGE_POOL_MIN_BYTES": "0"} if point == "ingest.staging" else None
+        proc = faerslake(args, tmp_path / f"{point}.log", fault=f"{point}:{how}", wait=False, env_extra=pool)
         rc, text = finish(proc)
         if how == "kill":
             assert rc == -9, f"{point}: expected SIGKILL, got {rc}\n{text[-3000:]}"

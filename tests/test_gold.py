@@ -349,7 +349,7 @@ def test_run_study_report_without_upstream_tables(study_run):
 
 def test_run_study_without_silver_is_a_clear_error(spark, study, tmp_path):
     with pytest.raises(InputError, match=r"no silver tables under .*empty \(no silver/build_state\): "
-                       r"run 'faerslake build"):
+                       r"run 'faerslake ingest' and 'faerslake build"):
         gold.run_study(spark, str(tmp_path / "empty"), study, str(tmp_path / "out"))
 
 

@@ -55,6 +55,18 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _encrypted(raw: bytes) -> bytes:
+    """The zip with its first member marked encrypted (bit 0 of the flags, local and central header)."""
+    import struct
+
+    out = bytearray(raw)
+    cen = out.find(b"PK\x01\x02")
+    local = struct.unpack_from("<I", out, cen + 42)[0]
+    for off in (local + 6, cen + 8):
+        struct.pack_into("<H", out, off, struct.unpack_from("<H", out, off)[0] | 1)
+    return bytes(out)
+
+
 def _tiny_members(yyq: str) -> dict[str, bytes]:
     return {f"ascii/{p.name.replace('20Q3', yyq)}": p.read_bytes() for p in sorted(TINY.glob("*.txt"))}
 
@@ -142,6 +154,9 @@ def hostile(spark, tmp_path_factory) -> dict:
     (src / "faers_ascii_2019q2.zip").write_bytes(good[: len(good) // 2])  # truncated download
     (src / "faers_ascii_2019q3.zip").write_bytes(_zip({**_tiny_members("19Q3"), "../../evil.txt": b"x"}))
     (src / "faers_ascii_2019q4.zip").write_bytes(_zip({"ascii/DEMO19Q4.txt": b"0" * (30 * 1024 * 1024)}))
+    (src / "faers_ascii_2018q1.zip").write_bytes(_encrypted(_zip(_tiny_members("18Q1"))))
+    (src / "faers_ascii_2018q2.zip").write_bytes(_zip(_tiny_members("18Q2")))
+    (src / "faers_ascii_2018q2 (1).zip").write_bytes(_zip(_tiny_members("18Q2")))  # a browser's second copy
 
     wh, out = root / "wh", root / "out"
     err = io.StringIO()
@@ -177,9 +192,11 @@ def _reasons(h: dict, name: str) -> list[str]:
     ("faers_ascii_2019q2.zip", "is not a readable zip"),  # truncated
     ("faers_ascii_2019q3.zip", "leaves the zip"),  # ../ member
     ("faers_ascii_2019q4.zip", "zip bomb"),  # 30 MB of zeros
+    ("faers_ascii_2018q1.zip", "member ascii/DEMO18Q1.txt is encrypted"),
+    ("faers_ascii_2018q2 (1).zip", "faers_ascii_2018q2.zip"),  # both copies named
 ])
 def test_bad_zips_fail_their_quarter_with_a_reason_and_load_nothing(hostile, zip_name, words):
-    quarter = f"2019Q{zip_name[-5]}"
+    quarter = "20" + zip_name.split("_")[2][2:6].upper()
     lines = [ln for ln in hostile["log"].splitlines() if f"{quarter}: SKIPPED" in ln]
     assert len(lines) == 1 and zip_name in lines[0] and words in lines[0], lines
     assert not (hostile["audit"]["quarter"] == quarter).any()
@@ -193,17 +210,17 @@ def test_bad_zips_fail_their_quarter_with_a_reason_and_load_nothing(hostile, zip
 
 @pytest.mark.faults
 def test_failed_quarters_are_listed_last_in_run_json_and_in_the_report(hostile):
-    bad = ["2019Q1", "2019Q2", "2019Q3", "2019Q4"]
-    tail = hostile["log"].rstrip("\n").split("\n")[-5:]
-    assert tail[0] == "faerslake: 4 quarters could not be ingested (exit 5):", tail
+    bad = ["2018Q1", "2018Q2", "2019Q1", "2019Q2", "2019Q3", "2019Q4"]
+    tail = hostile["log"].rstrip("\n").split("\n")[-7:]
+    assert tail[0] == "faerslake: 6 quarters could not be ingested (exit 5):", tail
     assert [ln.split(":")[0].strip() for ln in tail[1:]] == bad
     rec = json.loads((hostile["out"] / "run.json").read_text())
     assert rec["command"] == "run" and rec["exit_status"] == 5 and rec["error"] is None
     assert [f["quarter"] for f in rec["failed_quarters"]] == bad
-    assert rec["stages"]["ingest"]["quarters_failed"] == 4
+    assert rec["stages"]["ingest"]["quarters_failed"] == 6
     assert rec["stages"]["ingest"]["rows_loaded"] == int(hostile["audit"]["rows_loaded"].sum())
     report = (hostile["out"] / "botox_depression" / "report.md").read_text()
-    assert "Warning: 4 quarters could not be ingested in this run" in report
+    assert "Warning: 6 quarters could not be ingested in this run" in report
     for q in bad:
         assert f"| {q} |" in report
 

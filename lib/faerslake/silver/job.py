@@ -142,8 +142,10 @@ def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> Silve
     run_build = f"run 'faerslake build --warehouse {warehouse}' (or 'faerslake run') first"
     current = _silver_versions(spark, wh)
     if not wh.exists(spark, "silver", "build_state"):
-        what = "no build has completed" if any(v is not None for v in current.values()) else "no silver tables"
-        raise InputError(f"{what} under {warehouse} (no silver/build_state): {run_build}.")
+        if not any(v is not None for v in current.values()):
+            raise InputError(f"no silver tables under {warehouse} (no silver/build_state): run 'faerslake ingest' "
+                             f"and 'faerslake build --warehouse {warehouse}' first (or 'faerslake run').")
+        raise InputError(f"no build has completed under {warehouse} (no silver/build_state): {run_build}.")
     state = wh.read_at(spark, "silver", "build_state", wh.version(spark, "silver", "build_state"))
     if "silver_versions" not in state.columns:  # written by faerslake 0.1.0
         return SilverCut(current, {}, checked=False)
