@@ -111,7 +111,7 @@ def test_a_value_quoted_in_a_message_is_cut_to_80_characters(tmp_path):
     assert len(msg) == len(prefix) + 80 + 1
     # a big nested value costs a few items of work, not its size
     f.write_text(MINIMAL_STUDY.replace("outcome_pts: [DEPRESSION]",
-                                       "outcome_pts: {" + ", ".join(f"k{i}: [[[[{i}]]]]" for i in range(5000)) + "}"))
+                                       "outcome_pts: {" + ", ".join(f"k{i}: [[[[{i}]]]]" for i in range(300)) + "}"))
     with pytest.raises(ConfigError) as e:
         load_study(f)
     assert str(e.value) == (f"{f}: key 'outcome_pts' should be a list of text, got "
@@ -124,6 +124,16 @@ def test_a_file_nested_5000_deep_is_one_sentence(tmp_path, no_spark):
     msg = _refused(["study", "--warehouse", str(tmp_path / "wh"), "--output", str(tmp_path / "o"),
                     "--study", str(f)])
     assert msg == f"study file {f} is nested too deeply to read; write it with a few levels of nesting"
+    # refused before PyYAML's scanner, which is quadratic in the depth of brackets
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match="is nested too deeply to read"):
+        load_study(f)
+    assert time.perf_counter() - t0 < 0.1
+    # block style (indentation) deeper than Python recurses: PyYAML's RecursionError, one sentence too
+    f.write_text(MINIMAL_STUDY + "published:\n" + "".join("  " * i + "-\n" for i in range(1, 500)))
+    with pytest.raises(ConfigError) as e:
+        load_study(f)
+    assert str(e.value) == f"study file {f} is nested too deeply to read; write it with a few levels of nesting"
 
 
 @pytest.mark.parametrize(("published", "error"), [
@@ -236,6 +246,14 @@ def test_study_folder_that_is_a_file_is_refused_before_any_work(tmp_path, no_spa
     # `study` does not write that file: it gets as far as Spark
     assert _refused(["study", "--warehouse", str(tmp_path / "wh"), "--output", str(out)]) == \
         "spark would start here"
+    # a study named like one of the files beside it would collide with it at the very end
+    f = tmp_path / "ingest_audit.csv.yaml"
+    f.write_text(MINIMAL_STUDY)
+    for cmd in (["run", "--source", str(tmp_path / "nope")], ["study"]):
+        assert _refused([*cmd, "--warehouse", str(tmp_path / "wh"), "--output", str(tmp_path / "new"),
+                         "--study", str(f)]) == (
+            "the study name ingest_audit.csv is also the name of a file faerslake writes in --output: "
+            "rename the study file or set its key 'name'.")
 
 
 @pytest.mark.parametrize("uri", ["s3a://bucket/out", "dbfs:/mnt/out", "abfss://c@a.dfs.core.windows.net/o"])
@@ -314,14 +332,14 @@ TINY_STUDY = """description: a tiny study
 exposure: {tokens: [BOTOX]}
 cohorts:
   migraine: [MIGRAINE]
-  "p$^$": [MIGRAINE]
+  headache: [MIGRAINE]
 outcome_pts: [DEPRESSION]
 """
 
 
 @pytest.fixture(scope="module")
-def tiny(spark, tmp_path_factory):
-    """A four-report silver warehouse and a study whose second cohort name is bad mathtext."""
+def tiny(spark, tmp_path_factory, seal_silver):
+    """A four-report silver warehouse (one completed build) and a two-cohort study."""
     from faerslake.contracts import SILVER
     from faerslake.tables import Warehouse
 
@@ -338,6 +356,7 @@ def tiny(spark, tmp_path_factory):
     }
     for name, rows in frames.items():
         wh.write(spark.createDataFrame(rows, SILVER[name]), "silver", name)
+    seal_silver(spark, wh)  # one completed build: the study reads these versions
     (root / "tiny.yaml").write_text(TINY_STUDY)
     return {"wh": wh.root, "study": load_study(root / "tiny.yaml"), "out": root / "out"}
 
@@ -359,16 +378,16 @@ def first_run(spark, tiny):
 
 
 def test_study_folder_is_switched_in_whole_and_killed_runs_cleaned(first_run):
-    from faerslake.gold.job import STUDY_FILES
-
     out, results = first_run
-    assert sorted(p.name for p in (out / "tiny").iterdir()) == sorted(STUDY_FILES)
-    assert _leftovers(out, "tiny") == []
-    assert list(results["cohort"]) == ["migraine", "p$^$"]  # the mathtext name went through the plot
+    # exactly this run's files: the older run's extra file went with its folder
+    assert sorted(p.name for p in (out / "tiny").iterdir()) == [
+        "cohort_results.csv", "forest_plot.png", "mantel_haenszel.csv", "report.html", "report.md"]
+    assert _leftovers(out, "tiny") == []  # the killed run's temp folder is gone, and no new one is left
+    assert list(results["cohort"]) == ["migraine", "headache"]
     csv = pd.read_csv(out / "tiny" / "cohort_results.csv")
     assert [tuple(r) for r in csv[["cohort", "exposed_reports", "exposed_events", "control_reports",
                                    "control_events"]].itertuples(index=False)] == [
-        ("migraine", 2, 1, 2, 1), ("p$^$", 2, 1, 2, 1)]
+        ("migraine", 2, 1, 2, 1), ("headache", 2, 1, 2, 1)]
     assert (out / "tiny" / "forest_plot.png").read_bytes().startswith(b"\x89PNG")
     assert "](forest_plot.png)" in (out / "tiny" / "report.md").read_text()
 

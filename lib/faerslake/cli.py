@@ -317,11 +317,14 @@ RUN_FILES = ("ingest_audit.csv", "ingest_failures.csv", "dedup_summary.csv")
 
 
 def _check_output_names(output: str, study, run: bool) -> None:
-    """``OUT/<study>`` must be a folder (or missing), and ``OUT/<file>.csv`` of
-    :data:`RUN_FILES` files (or missing): checked before any work, not found
-    out after the whole ingest."""
+    """``OUT/<study>`` must be a folder (or missing) and not named like a file
+    faerslake writes there, and ``OUT/<file>.csv`` of :data:`RUN_FILES` files
+    (or missing): checked before any work, not found out after the whole ingest."""
     out = Path(output).expanduser()
     target = out / study.name
+    if study.name in (*RUN_FILES, "run.json"):
+        raise FaerslakeError(f"the study name {study.name} is also the name of a file faerslake writes in --output: "
+                             "rename the study file or set its key 'name'.")
     if target.exists() and not target.is_dir():
         raise FaerslakeError(f"--output {output} holds a file named {study.name}, where the study's results "
                              "folder goes: move that file or pass another --output.")

@@ -10,7 +10,8 @@ Hostile files get one short sentence too, never a trace or a huge message:
 - YAML aliases (``*name``) are refused while the file is composed
   (:class:`NoAliasLoader`, a :class:`yaml.SafeLoader`), so an alias bomb (a few
   hundred bytes expanding to billions of nodes) is refused in milliseconds;
-- a file nested deeper than Python can recurse is one sentence;
+- a file nested deeper than :data:`MAX_FLOW_DEPTH` brackets or than Python
+  can recurse is one sentence, found in linear time;
 - a value quoted in a message is cut to :data:`REPR_LIMIT` characters (:func:`short_repr`).
 """
 
@@ -76,8 +77,36 @@ class NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+# Deeper than this many open brackets ([ or {) is refused before parsing.
+MAX_FLOW_DEPTH = 100
+
+
+class TooDeep(yaml.YAMLError):
+    """Flow collections nested deeper than :data:`MAX_FLOW_DEPTH`."""
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse more than :data:`MAX_FLOW_DEPTH` unclosed ``[``/``{`` at any point.
+
+    PyYAML's scanner is quadratic in the depth of flow collections (it keeps
+    one possible simple key per level and walks them at every token), so
+    5,000 ``[`` take seconds and 50,000 minutes before its RecursionError.
+    Brackets are counted over the raw text, quotes and comments included: a
+    configuration file never comes near 100 unclosed ones."""
+    depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise TooDeep(f"more than {MAX_FLOW_DEPTH} nested brackets")
+        elif ch in "]}" and depth:
+            depth -= 1
+
+
 def load_yaml_text(text: str) -> Any:
-    """``yaml.safe_load(text)`` without aliases (:class:`NoAliasLoader`)."""
+    """``yaml.safe_load(text)`` without aliases (:class:`NoAliasLoader`) and
+    without flow collections nested more than :data:`MAX_FLOW_DEPTH` deep."""
+    _check_flow_depth(text)
     loader = NoAliasLoader(text)
     try:
         return loader.get_single_data()
@@ -192,7 +221,7 @@ def _read_yaml(path: Path, kind: str = "file") -> tuple[Any, bytes]:
     except AliasRefused as e:
         raise ConfigError(f"{kind} {path} line {e.line}: YAML aliases (*{e.name}) are not supported; "
                           "write the value out") from None
-    except RecursionError:
+    except (RecursionError, TooDeep):
         raise ConfigError(f"{kind} {path} is nested too deeply to read; "
                           "write it with a few levels of nesting") from None
     except (yaml.YAMLError, ValueError) as e:  # ValueError: bad UTF-8, a number of 4,300+ digits
