@@ -151,10 +151,9 @@ def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
 
     def write(tmp: Path) -> dict[str, Path]:
         atomic_write_csv(tmp / "cohort_results.csv", results)
+        checkpoint("study.output_written")  # crash tests: one file in the temp folder, not switched in
         atomic_write_csv(tmp / "mantel_haenszel.csv", mh)
-        paths = write_report(tmp, results, ctx)
-        checkpoint("study.folder_staged")  # crash tests: study folder written, not yet switched in
-        return paths
+        return write_report(tmp, results, ctx)
 
     return {k: Path(out_dir) / p.name for k, p in atomic_folder(out_dir, write).items()}
 
