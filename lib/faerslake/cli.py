@@ -21,7 +21,7 @@ from pathlib import Path
 from faerslake import DELTA_MAVEN, DELTA_VERSION
 from faerslake.config import default_study_path, load_pipeline_config, load_study, resolve_strict_dedup
 from faerslake.errors import FaerslakeError, explain
-from faerslake.files import has_scheme
+from faerslake.files import has_scheme, strip_file_scheme
 from faerslake.logs import configure, get_logger
 from faerslake.quarters import quarter_range
 from faerslake.runrecord import EXIT_OK, EXIT_PARTIAL, RunRecord, version_text
@@ -253,7 +253,8 @@ def cmd_study(args, cfg, record) -> int:
     from faerslake.gold import print_cohort_table
     from faerslake.pipeline import study_stage
 
-    study = load_study(args.study or default_study_path())
+    study = load_study(args.study or default_study_path(), tables=cfg.tables)
+    _check_output_names(args.output, study, run=False)
     spark = _spark(cfg, "faerslake-study")
     result = study_stage(spark, args.warehouse, study, args.output, cfg, record)
     print_cohort_table(result)
@@ -264,7 +265,8 @@ def cmd_run(args, cfg, record) -> int:
     from faerslake.gold import print_cohort_table
     from faerslake.pipeline import run
 
-    study = load_study(args.study or default_study_path())
+    study = load_study(args.study or default_study_path(), tables=cfg.tables)
+    _check_output_names(args.output, study, run=True)
     spark = _spark(cfg, "faerslake-run")
     result = run(spark, args.source, args.warehouse, args.output, study=study,
                  quarters=quarter_range(args.quarters), force=args.force,
@@ -273,14 +275,63 @@ def cmd_run(args, cfg, record) -> int:
     return _report_failures(record.failed_quarters)
 
 
+# the folder options faerslake writes with the local file system (pathlib), not Spark
+LOCAL_FOLDERS = {"output": "its outputs (CSVs, report, run.json)", "dest": "the zips or quarters it makes"}
+
+
 def _check_folders(args) -> None:
-    """A folder argument that names an existing file is one clear error, not a Spark trace."""
+    """Folder arguments checked before any work starts, each a one-sentence error:
+
+    - a folder argument that names an existing file;
+    - ``--output`` / ``--dest`` under a file (``afile/sub``), which could not
+      be created once the work is done;
+    - ``--output`` / ``--dest`` given as a URI (``s3a://b/out``): they are
+      written with the local file system, so a URI would become a local
+      ``./s3a:`` folder. ``file:`` URIs are turned into plain paths.
+
+    ``--warehouse`` may be any Hadoop URI (Spark checks those)."""
     for opt in ("warehouse", "output", "dest"):
         value = getattr(args, opt, None)
-        if not value or has_scheme(value):  # URIs are Spark's to check
+        if not value:
             continue
-        if Path(value).expanduser().exists() and not Path(value).expanduser().is_dir():
+        if opt in LOCAL_FOLDERS and value.startswith("file:"):
+            value = strip_file_scheme(value)
+            setattr(args, opt, value)
+        if has_scheme(value):
+            if opt not in LOCAL_FOLDERS:
+                continue  # URIs are Spark's to check
+            raise FaerslakeError(
+                f"--{opt} {value} is a URI, but faerslake writes {LOCAL_FOLDERS[opt]} as local files: "
+                "pass a local folder (on Databricks, a /dbfs/... path).")
+        path = Path(value).expanduser()
+        if path.exists() and not path.is_dir():
             raise FaerslakeError(f"--{opt} {value} is a file, not a folder: pass a folder (it is created if missing).")
+        above = next((a for a in path.absolute().parents if a.exists()), None)
+        if not path.exists() and above is not None and not above.is_dir():
+            raise FaerslakeError(f"--{opt} {value} cannot be created because {above} is a file, not a folder: "
+                                 "pass another folder.")
+
+
+# files `faerslake run` writes beside the study folder (faerslake.pipeline)
+RUN_FILES = ("ingest_audit.csv", "ingest_failures.csv", "dedup_summary.csv")
+
+
+def _check_output_names(output: str, study, run: bool) -> None:
+    """``OUT/<study>`` must be a folder (or missing) and not named like a file
+    faerslake writes there, and ``OUT/<file>.csv`` of :data:`RUN_FILES` files
+    (or missing): checked before any work, not found out after the whole ingest."""
+    out = Path(output).expanduser()
+    target = out / study.name
+    if study.name in (*RUN_FILES, "run.json"):
+        raise FaerslakeError(f"the study name {study.name} is also the name of a file faerslake writes in --output: "
+                             "rename the study file or set its key 'name'.")
+    if target.exists() and not target.is_dir():
+        raise FaerslakeError(f"--output {output} holds a file named {study.name}, where the study's results "
+                             "folder goes: move that file or pass another --output.")
+    for name in RUN_FILES if run else ():
+        if (out / name).is_dir():
+            raise FaerslakeError(f"--output {output} holds a folder named {name}, where the run writes that "
+                                 "file: move the folder or pass another --output.")
 
 
 COMMANDS = {

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faerslake.config.typed_yaml import _build, _read_yaml, apply_overrides
+from faerslake.config.typed_yaml import _build, _read_yaml, apply_overrides, short_repr
 from faerslake.errors import ConfigError
 
 # lib/faerslake/config/pipeline.py -> the checkout (or the folder holding the zip)
@@ -76,12 +76,12 @@ def load_pipeline_config(
         src = "<defaults>"
     else:
         p = Path(path) if path is not None else DEFAULT_PIPELINE_CONF
-        data, _ = _read_yaml(p)
+        data, _ = _read_yaml(p, "settings file")
         src = str(p)
     data = apply_overrides(data or {}, overrides, src)
     cfg = _build(PipelineConfig, data, "", src)
     if cfg.tables.mode not in ("path", "catalog"):
-        raise ConfigError(f"{src}: key 'tables.mode' should be 'path' or 'catalog', got {cfg.tables.mode!r}")
+        raise ConfigError(f"{src}: key 'tables.mode' should be 'path' or 'catalog', got {short_repr(cfg.tables.mode)}")
     if cfg.tables.mode == "catalog" and not cfg.tables.schema:
         raise ConfigError(f"{src}: key 'tables.schema' is required when tables.mode is 'catalog'")
     return cfg

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faerslake.config.pipeline import REPO_ROOT, PipelineConfig
-from faerslake.config.typed_yaml import _build, _read_yaml
+from faerslake.config.pipeline import REPO_ROOT, PipelineConfig, TableSettings
+from faerslake.config.typed_yaml import _build, _read_yaml, short_repr, short_text
 from faerslake.errors import ConfigError
 
 
@@ -87,7 +87,8 @@ class Study:
     # optional: "2004Q1:2019Q4" — only reports of these quarters
     period: str | None = None
     strict_dedup: bool | None = None
-    # published figures to print beside ours (free-form, per cohort)
+    # published figures to print beside ours, per cohort: a small flat mapping
+    # of numbers / text / null (checked by _check_published)
     published: dict[str, dict[str, Any]] = field(default_factory=dict)
     source_path: str | None = None
     sha256: str | None = None
@@ -95,17 +96,28 @@ class Study:
 
 _QUARTER_RANGE = re.compile(r"^\d{4}Q[1-4](:\d{4}Q[1-4])?$")
 # a study name becomes a folder under OUTPUT and gold table names: no path parts
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_NAME_RULE = "letters, digits, '_', '-' or '.' (at most 100 characters, the first a letter or digit)"
+# in catalog mode it is also part of a table identifier (gold_<study>_cohort_members)
+_CATALOG_STUDY_NAME = re.compile(r"[A-Za-z0-9_]+")
+# `published`: per cohort at most this many figures; these keys are read as numbers
+PUBLISHED_MAX_FIGURES = 20
+_PUBLISHED_COUNTS = ("exposed_reports", "control_reports")
+_PUBLISHED_RATIOS = ("ror", "ror_ci_lower", "ror_ci_upper")
 
 
-def load_study(path: str | Path | None = None) -> Study:
+def load_study(path: str | Path | None = None, tables: TableSettings | None = None) -> Study:
     """Load and validate a study file (default: ``conf/studies/botox_depression.yaml``).
 
     The study's name is the file's stem. Terms are upper-cased and trimmed, so
-    every comparison is made on normalised text (spec §1).
+    every comparison is made on normalised text (spec §1). With ``tables``
+    (where the run's tables live), the name is also checked for catalog mode
+    (:func:`check_catalog_name`).
     """
     p = Path(path) if path is not None else default_study_path()
     study, raw = _parse(p)
+    if tables is not None:
+        check_catalog_name(study, tables)
     return dataclasses.replace(
         _normalise_terms(study, str(p)),
         source_path=str(p.resolve()),
@@ -115,22 +127,72 @@ def load_study(path: str | Path | None = None) -> Study:
 
 def _parse(p: Path) -> tuple[Study, bytes]:
     """The file as a :class:`Study` (terms as written) and its bytes."""
-    data, raw = _read_yaml(p)
+    data, raw = _read_yaml(p, "study file")
     src = str(p)
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: the file should be a mapping of study keys")
     data = dict(data)
+    from_file_name = "name" not in data
     data.setdefault("name", p.stem)
     cohorts = data.get("cohorts")
     if isinstance(cohorts, dict):  # `cohorts: {name: [PT, ...]}` in file order
         data["cohorts"] = [{"name": k, "indications": v} for k, v in cohorts.items()]
     study = _build(Study, data, "", src)
-    if not _STUDY_NAME.match(study.name):
+    if not _STUDY_NAME.fullmatch(study.name):
+        if from_file_name:
+            raise ConfigError(
+                f"{src}: the file name gives the study name {short_repr(study.name)}, which should be "
+                f"{_NAME_RULE} (it names the output folder); rename the file or set key 'name'"
+            )
         raise ConfigError(
-            f"{src}: key 'name' should be letters, digits, '_', '-' or '.' (it names the output folder), "
-            f"got {study.name!r}"
+            f"{src}: key 'name' should be {_NAME_RULE} (it names the output folder), "
+            f"got {short_repr(study.name)}"
         )
-    return study, raw
+    return dataclasses.replace(study, published=_check_published(study.published, src)), raw
+
+
+def check_catalog_name(study: Study, tables: TableSettings) -> None:
+    """In catalog mode (``tables.mode: catalog``) the study name is part of the
+    gold table names (``<catalog>.<schema>.gold_<study>_cohort_members``): a
+    ``.`` would add an identifier part and a ``-`` is not valid unquoted, so
+    only letters, digits and ``_`` are allowed there."""
+    if tables.mode == "catalog" and not _CATALOG_STUDY_NAME.fullmatch(study.name):
+        raise ConfigError(
+            f"study {short_repr(study.name)}: in catalog mode (tables.mode: catalog) the study name is part "
+            "of the gold table names, so it may hold only letters, digits and '_'; rename the study file "
+            "or set its key 'name'"
+        )
+
+
+def _check_published(published: dict[Any, Any], src: str) -> dict[str, dict[str, Any]]:
+    """``published``: cohort -> a flat mapping of at most
+    :data:`PUBLISHED_MAX_FIGURES` figures, each a number, text or null
+    (counts are whole numbers, ratios numbers), so that nothing in it can fail
+    or blow up when the report is written. Cohort names become text."""
+    out: dict[str, dict[str, Any]] = {}
+    for cohort, figures in published.items():
+        if isinstance(cohort, bool) or not isinstance(cohort, (str, int, float)):
+            raise ConfigError(f"{src}: key 'published' should name cohorts, got the key {short_repr(cohort)}")
+        key = f"published.{short_text(str(cohort))}"
+        figures = {} if figures is None else figures
+        if not isinstance(figures, dict):
+            raise ConfigError(f"{src}: key '{key}' should be a mapping of figures (exposed_reports, "
+                              f"control_reports, ror, ror_ci_lower, ror_ci_upper, note), got {short_repr(figures)}")
+        if len(figures) > PUBLISHED_MAX_FIGURES:
+            raise ConfigError(f"{src}: key '{key}' has {len(figures)} figures; give at most {PUBLISHED_MAX_FIGURES}")
+        for name, value in figures.items():
+            if not isinstance(name, str):
+                raise ConfigError(f"{src}: key '{key}' should name its figures with text, got {short_repr(name)}")
+            where = f"{key}.{short_text(name)}"
+            number = not isinstance(value, bool) and isinstance(value, (int, float))
+            if name in _PUBLISHED_COUNTS and value is not None and not (number and isinstance(value, int)):
+                raise ConfigError(f"{src}: key '{where}' should be a whole number, got {short_repr(value)}")
+            if name in _PUBLISHED_RATIOS and value is not None and not number:
+                raise ConfigError(f"{src}: key '{where}' should be a number, got {short_repr(value)}")
+            if value is not None and not isinstance(value, (str, int, float, bool)):
+                raise ConfigError(f"{src}: key '{where}' should be a number, text or null, got {short_repr(value)}")
+        out[str(cohort)] = dict(figures)
+    return out
 
 
 def _normalise_terms(study: Study, src: str) -> Study:
@@ -165,13 +227,13 @@ def _normalise_terms(study: Study, src: str) -> Study:
     cohorts = []
     for c in study.cohorts:
         if c.name in seen:
-            raise ConfigError(f"{src}: cohort '{c.name}' is defined twice")
+            raise ConfigError(f"{src}: cohort '{short_text(c.name)}' is defined twice")
         seen.add(c.name)
         if not c.indications:
-            raise ConfigError(f"{src}: cohort '{c.name}' has no indication terms")
-        cohorts.append(Cohort(c.name, _norm(c.indications, f"cohorts.{c.name}")))
+            raise ConfigError(f"{src}: cohort '{short_text(c.name)}' has no indication terms")
+        cohorts.append(Cohort(c.name, _norm(c.indications, f"cohorts.{short_text(c.name)}")))
     if study.period is not None and not _QUARTER_RANGE.match(study.period.upper()):
-        raise ConfigError(f"{src}: key 'period' should look like 2004Q1:2019Q4, got {study.period!r}")
+        raise ConfigError(f"{src}: key 'period' should look like 2004Q1:2019Q4, got {short_repr(study.period)}")
     excl = study.exclusions
     roles = study.exposure_role_codes
     return dataclasses.replace(

@@ -1,14 +1,24 @@
-"""Typed YAML: a mapping read with ``yaml.safe_load`` becomes a frozen dataclass.
+"""Typed YAML: a mapping read with ``yaml.safe_load``'s loader becomes a frozen dataclass.
 
 Nothing here knows a pipeline or a study. An unknown key, a wrong type or a
 missing file raises :class:`ConfigError` naming the file, the key and what was
 expected. ``section.key=value`` overrides are parsed as YAML, so
 ``--set build.strict_dedup=true`` gives a bool.
+
+Hostile files get one short sentence too, never a trace or a huge message:
+
+- YAML aliases (``*name``) are refused while the file is composed
+  (:class:`NoAliasLoader`, a :class:`yaml.SafeLoader`), so an alias bomb (a few
+  hundred bytes expanding to billions of nodes) is refused in milliseconds;
+- a file nested deeper than :data:`MAX_FLOW_DEPTH` brackets or than Python
+  can recurse is one sentence, found in linear time;
+- a value quoted in a message is cut to :data:`REPR_LIMIT` characters (:func:`short_repr`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -17,6 +27,91 @@ from typing import Any
 import yaml
 
 from faerslake.errors import ConfigError
+
+# A value quoted in an error message is cut to this many characters, then "…".
+REPR_LIMIT = 80
+_REPR = reprlib.Repr()
+# bounded work whatever the value: 4 levels deep, a few items per container
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxset = 4, 6, 6, 6
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = REPR_LIMIT + 2
+
+
+def short_text(text: str, limit: int = REPR_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters and "…" (a name or key in a message)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def short_repr(value: Any, limit: int = REPR_LIMIT) -> str:
+    """``repr(value)`` for a message: at most ``limit`` characters and "…".
+
+    Built with :mod:`reprlib`, so a huge or deeply nested value costs a few
+    items' work, not its whole size."""
+    try:
+        text = _REPR.repr(value)
+    except (RecursionError, MemoryError):  # pragma: no cover - reprlib bounds the depth
+        text = f"<{type(value).__name__}>"
+    return short_text(text, limit)
+
+
+class AliasRefused(yaml.YAMLError):
+    """A YAML alias (``*name``) in a configuration file."""
+
+    def __init__(self, name: str, line: int):
+        super().__init__(f"alias *{name} at line {line}")
+        self.name, self.line = name, line
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """:class:`yaml.SafeLoader` whose composer refuses every alias (``*name``).
+
+    ``safe_load`` builds an alias as a shared reference, cheap to load, but
+    whatever walks the value afterwards (validation, a message, the report)
+    expands it: 500 bytes of nested aliases are 10^9 nodes. Configuration
+    never needs them, so the first alias stops the load."""
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML API
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise AliasRefused(str(event.anchor)[:REPR_LIMIT], event.start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+# Deeper than this many open brackets ([ or {) is refused before parsing.
+MAX_FLOW_DEPTH = 100
+
+
+class TooDeep(yaml.YAMLError):
+    """Flow collections nested deeper than :data:`MAX_FLOW_DEPTH`."""
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse more than :data:`MAX_FLOW_DEPTH` unclosed ``[``/``{`` at any point.
+
+    PyYAML's scanner is quadratic in the depth of flow collections (it keeps
+    one possible simple key per level and walks them at every token), so
+    5,000 ``[`` take seconds and 50,000 minutes before its RecursionError.
+    Brackets are counted over the raw text, quotes and comments included: a
+    configuration file never comes near 100 unclosed ones."""
+    depth = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise TooDeep(f"more than {MAX_FLOW_DEPTH} nested brackets")
+        elif ch in "]}" and depth:
+            depth -= 1
+
+
+def load_yaml_text(text: str) -> Any:
+    """``yaml.safe_load(text)`` without aliases (:class:`NoAliasLoader`) and
+    without flow collections nested more than :data:`MAX_FLOW_DEPTH` deep."""
+    _check_flow_depth(text)
+    loader = NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _type_name(tp: Any) -> str:
@@ -52,36 +147,36 @@ def _convert(value: Any, tp: Any, where: str, src: str) -> Any:
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(
-            f"{src}: key '{where}' should be {_type_name(tp)}, got {value!r}"
+            f"{src}: key '{where}' should be {_type_name(tp)}, got {short_repr(value)}"
         )
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where, src)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{src}: key '{where}' should be {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be {_type_name(tp)}, got {short_repr(value)}")
         (item,) = typing.get_args(tp)
         return [_convert(v, item, f"{where}[{i}]", src) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{src}: key '{where}' should be a mapping, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be a mapping, got {short_repr(value)}")
         return dict(value)
     if tp is Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{src}: key '{where}' should be true/false, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be true/false, got {short_repr(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{src}: key '{where}' should be a whole number, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be a whole number, got {short_repr(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{src}: key '{where}' should be a number, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be a number, got {short_repr(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{src}: key '{where}' should be text, got {value!r}")
+            raise ConfigError(f"{src}: key '{where}' should be text, got {short_repr(value)}")
         return str(value)
     raise ConfigError(f"{src}: key '{where}' has an unsupported type")  # pragma: no cover
 
@@ -91,15 +186,15 @@ def _build(cls: type, data: Any, where: str, src: str) -> Any:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{src}: {'key ' + repr(where) if where else 'the file'} should be a mapping, got {data!r}"
+            f"{src}: {'key ' + repr(where) if where else 'the file'} should be a mapping, got {short_repr(data)}"
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # YAML keys may be numbers
     if unknown:
         prefix = f"{where}." if where else ""
         raise ConfigError(
-            f"{src}: unknown key '{prefix}{unknown[0]}'; expected one of: "
+            f"{src}: unknown key '{short_text(prefix + str(unknown[0]))}'; expected one of: "
             + ", ".join(sorted(fields))
         )
     kwargs = {}
@@ -112,7 +207,9 @@ def _build(cls: type, data: Any, where: str, src: str) -> Any:
     return cls(**kwargs)
 
 
-def _read_yaml(path: Path) -> tuple[Any, bytes]:
+def _read_yaml(path: Path, kind: str = "file") -> tuple[Any, bytes]:
+    """The file's YAML value and its bytes; ``kind`` ("study file", "settings
+    file") starts the alias and nesting messages."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -120,10 +217,16 @@ def _read_yaml(path: Path) -> tuple[Any, bytes]:
     except OSError as e:
         raise ConfigError(f"{path}: cannot be read ({e.strerror})") from None
     try:
-        return yaml.safe_load(raw.decode("utf-8")), raw
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        return load_yaml_text(raw.decode("utf-8")), raw
+    except AliasRefused as e:
+        raise ConfigError(f"{kind} {path} line {e.line}: YAML aliases (*{e.name}) are not supported; "
+                          "write the value out") from None
+    except (RecursionError, TooDeep):
+        raise ConfigError(f"{kind} {path} is nested too deeply to read; "
+                          "write it with a few levels of nesting") from None
+    except (yaml.YAMLError, ValueError) as e:  # ValueError: bad UTF-8, a number of 4,300+ digits
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(f"{path}: is not valid YAML ({first})") from None
+        raise ConfigError(f"{path}: is not valid YAML ({short_text(first, 200)})") from None
 
 
 def apply_overrides(data: dict, overrides: list[str] | None, src: str) -> dict:
@@ -141,7 +244,10 @@ def apply_overrides(data: dict, overrides: list[str] | None, src: str) -> dict:
             node[p] = child
             node = child
         try:
-            node[parts[-1]] = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            node[parts[-1]] = load_yaml_text(raw)
+        except AliasRefused:
+            raise ConfigError(f"override '{short_text(item)}': YAML aliases are not supported; "
+                              "write the value out") from None
+        except (yaml.YAMLError, ValueError, RecursionError):
             node[parts[-1]] = raw
     return data

@@ -13,11 +13,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from faerslake import __version__, stats
-from faerslake.config import PipelineConfig, Study, TableSettings
+from faerslake.config import PipelineConfig, Study, TableSettings, check_catalog_name
 from faerslake.contracts import GOLD
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
-from faerslake.files import atomic_write_csv
+from faerslake.files import atomic_folder, atomic_write_csv
 from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
 from faerslake.gold.io import to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
@@ -101,6 +101,7 @@ def _upstream_versions(cut: SilverCut | None) -> dict[str, int | None] | None:
 def write_members(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame) -> DataFrame:
     """Write ``<study>/cohort_members`` and return it read back, so later counts
     read the table instead of running the joins again."""
+    check_catalog_name(study, wh.settings)  # before the first gold table is named
     name = f"{study.name}/cohort_members"
     wh.write(members.select(*MEMBER_COLUMNS), "gold", name, mode="overwrite", overwriteSchema="true")
     checkpoint("study.after_members")  # crash tests: members written, results not
@@ -123,17 +124,38 @@ def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFra
     return results, mh, quarters, upstream
 
 
-def write_results(spark: SparkSession, wh: Warehouse, study: Study, out_dir: Path,
+def write_results(spark: SparkSession, wh: Warehouse, study: Study,
                   results: pd.DataFrame, mh: pd.DataFrame, log: Callable[[str], None]) -> None:
-    """``<study>/cohort_results`` and ``<study>/mantel_haenszel``: Delta tables and CSVs."""
+    """The Delta tables ``<study>/cohort_results`` and ``<study>/mantel_haenszel``
+    (their CSVs go in the study folder, :func:`write_study_folder`)."""
     tables = [(results, RESULT_SCHEMA, "cohort_results"), (mh, MH_SCHEMA, "mantel_haenszel")]
     with ThreadPoolExecutor(max_workers=2) as pool:
         for f in [pool.submit(wh.write, to_spark(spark, pdf, schema), "gold", f"{study.name}/{table}",
                               mode="overwrite", overwriteSchema="true") for pdf, schema, table in tables]:
             f.result()
-    csv_path = atomic_write_csv(out_dir / "cohort_results.csv", results)
-    log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}, {csv_path}")
-    atomic_write_csv(out_dir / "mantel_haenszel.csv", mh)
+    log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}")
+
+
+STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "report.md", "report.html")
+
+
+def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
+                       ctx: ReportContext) -> dict[str, Path]:
+    """``OUT/<study>/`` as one unit: the two CSVs and the report (:data:`STUDY_FILES`)
+    are written into a temp sibling ``OUT/.<study>.tmp-<uuid>/`` and switched
+    into place only once all of them, the report included, are rendered
+    (:func:`faerslake.files.atomic_folder`). A failure anywhere leaves the
+    previous run's folder as it was and no temp folder; a killed run's temp
+    folder is removed by the next run. Returns the report's final paths
+    (``{"md", "html", "png"}``)."""
+
+    def write(tmp: Path) -> dict[str, Path]:
+        atomic_write_csv(tmp / "cohort_results.csv", results)
+        checkpoint("study.output_written")  # crash tests: one file in the temp folder, not switched in
+        atomic_write_csv(tmp / "mantel_haenszel.csv", mh)
+        return write_report(tmp, results, ctx)
+
+    return {k: Path(out_dir) / p.name for k, p in atomic_folder(out_dir, write).items()}
 
 
 def run_study(
@@ -170,7 +192,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         spark, silver["reports"], silver["drugs"], silver["indications"], silver["reactions"], study))
     reports = in_period(silver["reports"], study)
     results, mh, quarters, upstream = summarise(spark, wh, study, members, reports, cut)
-    write_results(spark, wh, study, out_dir, results, mh, log)
+    write_results(spark, wh, study, results, mh, log)
 
     gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}
     ctx = ReportContext(
@@ -182,6 +204,6 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         mantel_haenszel=mh, faerslake_version=__version__,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
-    paths = write_report(out_dir, results, ctx)
+    paths = write_study_folder(out_dir, results, mh, ctx)
     log(f"study {study.name}: report -> {paths.get('md')}")
     return results

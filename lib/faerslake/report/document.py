@@ -26,15 +26,48 @@ class Section:
     blocks: list[Any] = field(default_factory=list)  # str (paragraph) | Table | Image
 
 
+def _md_inline(text: str) -> str:
+    """Text for Markdown with no raw HTML: ``<`` and ``>`` become ``&lt;`` and
+    ``&gt;`` outside code spans (study descriptions, cohort names and file
+    names are quoted in the report; a viewer that renders HTML in Markdown
+    must not run them).
+
+    Code spans are found as the HTML renderer finds them (split on backticks)
+    and written back so that a Markdown parser finds the same ones: an
+    unmatched last backtick is written escaped, empty spans are dropped and
+    adjacent spans are merged (two backticks in a row would open a
+    double-backtick span)."""
+    parts = text.split("`")
+    pieces: list[tuple[bool, str]] = []  # (is code, text), no empty ones, kinds alternating
+    for i, part in enumerate(parts):
+        code = i % 2 == 1 and i < len(parts) - 1
+        if i % 2 == 1 and not code:  # an unmatched backtick: literal text
+            part = "`" + part
+        if not part:
+            continue
+        if pieces and pieces[-1][0] == code:
+            pieces[-1] = (code, pieces[-1][1] + part)
+        else:
+            pieces.append((code, part))
+    return "".join(f"`{p}`" if code else _md_text(p) for code, p in pieces)
+
+
+def _md_text(text: str) -> str:
+    """Text outside code spans: backslashes and backticks escaped (so no text
+    can change where a code span starts or ends), ``<`` and ``>`` as entities."""
+    return (text.replace("\\", "\\\\").replace("`", "\\`")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return _md_inline(s).replace("|", "\\|").replace("\n", " ")
 
 
 def render_markdown(title: str, sections: list[Section]) -> str:
-    """The document as Markdown (pipe tables)."""
-    out = [f"# {title}", ""]
+    """The document as Markdown (pipe tables); text is written without raw HTML (:func:`_md_inline`)."""
+    out = [f"# {_md_inline(title)}", ""]
     for sec in sections:
-        out += [f"## {sec.title}", ""]
+        out += [f"## {_md_inline(sec.title)}", ""]
         for b in sec.blocks:
             if isinstance(b, Table):
                 out.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
@@ -43,7 +76,7 @@ def render_markdown(title: str, sections: list[Section]) -> str:
             elif isinstance(b, Image):
                 out.append(f"![{b.alt}]({b.src})")
             else:
-                out.append(str(b))
+                out.append(_md_inline(str(b)))
             out.append("")
     return "\n".join(out)
 

@@ -14,7 +14,9 @@ def forest_plot_figure(results: pd.DataFrame, title: str = ""):
 
     Uses matplotlib's Agg canvas directly (no global backend switch, no
     display). Cohorts without an ROR are listed with 'not estimable'; Haldane
-    corrected estimates get an open marker.
+    corrected estimates get an open marker. Cohort names and the title are
+    drawn as plain text (``parse_math=False``): a ``$`` in a study file is a
+    dollar sign, not matplotlib mathtext that could fail to parse.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -47,13 +49,13 @@ def forest_plot_figure(results: pd.DataFrame, title: str = ""):
             ax.text(xmin * 1.05, y, "not estimable", va="center", fontsize=8, color="grey")
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(ys)
-    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_yticklabels(labels, fontsize=9, parse_math=False)
     ax.set_ylim(-0.7, len(recs) - 0.3)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.set_xlabel("reporting odds ratio (95 % CI), log scale; n = exposed / control reports"
                   + ("; open marker: Haldane-corrected" if any(r["haldane_corrected"] for r in recs) else ""))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=10, parse_math=False)
     fig.tight_layout()
     return fig
 
