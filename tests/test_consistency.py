@@ -289,3 +289,84 @@ def test_study_reads_the_build_and_warns_when_bronze_moved_on(spark, built_wh, t
     assert again.equals(first)
     assert any(ln.startswith("warning: study botox_depression: bronze (reac) changed after the last build")
                for ln in lines), lines
+
+
+# --------------------------------------------------------------------------- #
+# review follow-ups: threads, folders that do not exist, live-JVM errors,
+# maintenance commits
+# --------------------------------------------------------------------------- #
+def test_another_thread_of_the_process_waits_like_another_process(tmp_path):
+    import threading
+
+    wh = str(tmp_path / "wh")
+    inside, results = threading.Event(), []
+
+    def other():
+        inside.wait(10)
+        try:
+            with writer_lock(wh, "study", timeout=0.3):
+                results.append("entered")
+        except WarehouseBusy as e:
+            results.append(str(e))
+
+    t = threading.Thread(target=other)
+    t.start()
+    with writer_lock(wh, "ingest", timeout=0):
+        inside.set()
+        t.join(10)
+    assert len(results) == 1 and "another thread of this process" in results[0], results
+    with writer_lock(wh, "study", timeout=0):  # released: free again
+        pass
+
+
+def test_build_and_study_on_a_missing_warehouse_create_nothing(tmp_path):
+    for command in ("build", "study"):
+        with writer_lock(str(tmp_path / "typo"), command, timeout=0):
+            pass
+    assert not (tmp_path / "typo").exists()
+    with writer_lock(str(tmp_path / "new"), "ingest", timeout=0):
+        assert (tmp_path / "new" / LOCK_NAME).exists()
+
+
+def test_an_unwritable_lock_file_runs_unlocked_with_a_warning(tmp_path, caplog, monkeypatch):
+    import builtins
+
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    real_open = builtins.open
+
+    def deny(file, *a, **kw):
+        if str(file).endswith(LOCK_NAME):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    with caplog.at_level("WARNING", logger="faerslake.lock"), writer_lock(str(wh), "ingest", timeout=0):
+        pass
+    assert "cannot create the lock file" in caplog.text and "running without the writer lock" in caplog.text
+
+
+def test_a_java_error_about_a_refused_connection_is_not_a_dead_jvm():
+    class Py4JJavaError(Exception):  # what a live JVM raises, by name, as py4j's class does
+        pass
+
+    assert explain(Py4JJavaError("o12.load: java.net.ConnectException: Connection refused (namenode:8020)")) is None
+    stopped = explain(Py4JJavaError("java.lang.IllegalStateException: SparkContext was shut down"))
+    assert isinstance(stopped, EnvironmentProblem)
+
+
+def test_maintenance_commits_are_not_mistaken_for_an_unfinished_write(spark, built_wh, tmp_path):
+    """OPTIMIZE on a bronze and a silver table (a user's or the platform's
+    maintenance) leaves the rows as they were: build and study go on."""
+    from delta.tables import DeltaTable
+    from faerslake.config import load_study
+    from faerslake.gold import run_study
+    from faerslake.silver import build
+
+    root, wh = _copy(built_wh, tmp_path)
+    expected = run_study(spark, str(root), load_study(), str(tmp_path / "before"), log=lambda m: None)
+    DeltaTable.forPath(spark, str(root / "silver" / "reports")).optimize().executeCompaction()
+    assert run_study(spark, str(root), load_study(), str(tmp_path / "o1"), log=lambda m: None).equals(expected)
+    DeltaTable.forPath(spark, str(root / "bronze" / "drug")).optimize().executeCompaction()
+    assert not build(spark, str(root), log=lambda m: None, force=True).skipped
+    assert run_study(spark, str(root), load_study(), str(tmp_path / "o2"), log=lambda m: None).equals(expected)

@@ -37,9 +37,29 @@ DELTA_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException",
                    "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
                    "ProtocolChangedException")
 _DISK_FULL = ("No space left on device", "Disk quota exceeded")
-_JVM_GONE = ("Py4JNetworkError", "Answer from Java side is empty", "Error while sending or receiving",
-             "Connection refused", "Java gateway process exited", "SparkContext was shut down",
-             "Cannot call methods on a stopped SparkContext")
+# said by Py4J or Spark when the JVM itself is gone (not a Java error the JVM reported)
+_PY4J_GONE = ("Answer from Java side is empty", "Error while sending or receiving", "Java gateway process exited")
+_SPARK_STOPPED = ("SparkContext was shut down", "Cannot call methods on a stopped SparkContext")
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    while e is not None and e not in out and len(out) < 20:
+        out.append(e)
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    return out
+
+
+def _jvm_gone(e: BaseException) -> bool:
+    """The Python side lost its gateway: a Py4J network error, or a refused /
+    reset connection on the way to the JVM. A ``Py4JJavaError`` is an answer
+    from a live JVM (its text may say "Connection refused" about HDFS or S3):
+    never this."""
+    chain = _chain(e)
+    if any(type(x).__name__ == "Py4JJavaError" for x in chain):
+        return any(g in str(x) for x in chain for g in _SPARK_STOPPED)  # the JVM says its context stopped
+    return any(type(x).__name__ == "Py4JNetworkError" or isinstance(x, (ConnectionRefusedError, ConnectionResetError))
+               or any(g in str(x) for g in (*_PY4J_GONE, *_SPARK_STOPPED)) for x in chain)
 
 
 def explain(e: BaseException) -> FaerslakeError | None:
@@ -63,7 +83,7 @@ def explain(e: BaseException) -> FaerslakeError | None:
             "Spark's scratch folder (spark.local.dir, default /tmp) live, and run the command again: every "
             "table is at its last complete commit, and a rerun redoes only what is missing."
         )
-    if any(g in text for g in _JVM_GONE):
+    if _jvm_gone(e):
         return EnvironmentProblem(
             "the Spark JVM stopped in the middle of the run (killed, or out of memory: see the lines above): "
             "raise spark.driver_memory (--set spark.driver_memory=8g) or give the machine more memory, and "

@@ -58,8 +58,11 @@ class WarehouseBusy(FaerslakeError):
     exit_code = 6
 
 
-# path -> (open lock file, depth): re-entrant within this process
-_held: dict[str, tuple[IO[str], int]] = {}
+# path -> [open lock file or None, depth]; the per-path RLock below makes the
+# file lock re-entrant for the thread that holds it and keeps other threads of
+# this process waiting, like other processes
+_held: dict[str, list] = {}
+_thread_locks: dict[str, threading.RLock] = {}
 _guard = threading.Lock()
 
 
@@ -87,43 +90,49 @@ def writer_lock(warehouse: str, command: str, timeout: float, by_catalog: bool =
 
     ``command`` (``ingest``, ``build``, ``study``, ``run``) is written into the
     lock file for whoever waits; ``timeout`` is how long to wait for another
-    holder before :class:`WarehouseBusy`."""
+    holder before :class:`WarehouseBusy`. Only ``ingest`` and ``run`` create
+    a missing warehouse folder for the lock; ``build`` and ``study`` on a
+    folder that does not exist run unlocked (they refuse: nothing to read)."""
     path = None if by_catalog else lock_path(warehouse)
     if path is None:
         logger.debug(f"no writer lock for {warehouse}: not a local folder (one writer at a time is up to you)")
         yield
         return
+    if not path.parent.is_dir() and command not in ("ingest", "run"):
+        yield
+        return
     key = str(path)
     with _guard:
-        if key in _held:
-            fh, depth = _held[key]
-            _held[key] = (fh, depth + 1)
-            reentrant = True
+        tlock = _thread_locks.setdefault(key, threading.RLock())
+    if not tlock.acquire(timeout=max(timeout, 0.0)):
+        raise WarehouseBusy(
+            f"the warehouse {path.parent} is being written by another thread of this process; it still held "
+            f"the lock after {timeout:g} s: run one writer at a time."
+        )
+    try:
+        entry = _held.get(key)
+        if entry is not None:  # this thread holds it already
+            entry[1] += 1
         else:
-            reentrant = False
-    if reentrant:
+            _held[key] = [_acquire(path, command, timeout), 1]
         try:
             yield
         finally:
             _release(key)
-        return
-    fh = _acquire(path, command, timeout)
-    if fh is None:
-        yield  # flock unsupported here: logged in _acquire
-        return
-    with _guard:
-        _held[key] = (fh, 1)
-    try:
-        yield
     finally:
-        _release(key)
+        tlock.release()
 
 
 def _acquire(path: Path, command: str, timeout: float) -> IO[str] | None:
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")  # noqa: SIM115 - held until _release
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held until _release
+    except OSError as e:
+        logger.warning(f"warning: cannot create the lock file {path} ({e.strerror}); running without the writer "
+                       "lock: make sure no other faerslake run writes this warehouse at the same time")
+        return None
     deadline = time.monotonic() + max(timeout, 0.0)
     said = False
     while True:
@@ -160,12 +169,15 @@ def _acquire(path: Path, command: str, timeout: float) -> IO[str] | None:
 
 
 def _release(key: str) -> None:
-    with _guard:
-        fh, depth = _held[key]
-        if depth > 1:
-            _held[key] = (fh, depth - 1)
-            return
-        del _held[key]
+    """Called by the thread holding the per-path RLock."""
+    entry = _held[key]
+    entry[1] -= 1
+    if entry[1] > 0:
+        return
+    del _held[key]
+    fh = entry[0]
+    if fh is None:
+        return
     try:
         fh.seek(0)
         fh.truncate()

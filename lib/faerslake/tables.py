@@ -126,6 +126,16 @@ class Warehouse:
             return DeltaTable.forName(spark, self.name(layer, name))
         return DeltaTable.forPath(spark, self.path(layer, name))
 
+    def data_unchanged_since(self, spark, layer: str, name: str, version: int) -> bool:
+        """True when every commit after ``version`` left the table's rows as
+        they were (OPTIMIZE, VACUUM, ANALYZE, property changes: a user's or the
+        platform's maintenance, not a writer's data)."""
+        from pyspark.sql import functions as F
+
+        ops = [r[0] for r in self.delta_table(spark, layer, name).history()
+               .where(F.col("version") > int(version)).select("operation").collect()]  # commits since: few
+        return bool(ops) and all(op in _DATA_NEUTRAL for op in ops)
+
     def version(self, spark, layer: str, name: str) -> int | None:
         """Current Delta version of a table (for provenance), None if absent.
 
@@ -142,6 +152,10 @@ class Warehouse:
         return int(row[0]) if row else None
 
 
+# Delta operations that do not change a table's rows
+_DATA_NEUTRAL = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END", "ANALYZE", "SET TBLPROPERTIES",
+                           "UNSET TBLPROPERTIES", "CHANGE COLUMN", "ADD CONSTRAINT", "SET TAGS",
+                           "CLUSTER BY", "UPGRADE PROTOCOL", "REORG"})
 _UNKNOWN = object()
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 

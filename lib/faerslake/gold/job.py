@@ -17,7 +17,7 @@ from faerslake.config import PipelineConfig, Study, TableSettings, check_catalog
 from faerslake.contracts import GOLD
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
-from faerslake.files import atomic_folder, atomic_write_csv
+from faerslake.files import atomic_folder, atomic_write_csv, clean_stale_folders
 from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
 from faerslake.gold.io import to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
@@ -182,6 +182,7 @@ def run_study(
 def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study, output: str,
                log: Callable[[str], None], failed_quarters: dict[str, str] | None) -> pd.DataFrame:
     out_dir = Path(output) / study.name
+    clean_stale_folders(out_dir)  # a run killed between its two renames: its previous folder back first
 
     cut = completed_build(spark, wh, warehouse)
     _warn_if_stale(spark, wh, cut, study, log)

@@ -183,50 +183,63 @@ def marked_versions(spark: SparkSession, wh: Warehouse) -> str:
 class BronzeCut:
     """The bronze tables as the last completed ingest left them: ``versions``
     (table -> Delta version, ``source_manifest`` included; None: no such table)
-    and ``checked`` (False for a manifest of faerslake <= 0.1.0, which records
-    no versions: the tables' current versions are used, unchecked)."""
+    and ``checked`` (False for a manifest written before faerslake recorded
+    versions in it: the tables' current versions are used, unchecked)."""
 
     versions: dict[str, int | None]
     checked: bool = True
 
 
+def _newest_marker(manifest: DataFrame) -> dict[str, int | None] | None:
+    """The ``bronze_versions`` of the newest completed batch among the manifest
+    rows: the highest recorded ``ingest_audit`` version (every batch commits the
+    audit just before its manifest; versions only grow, clocks may not)."""
+    texts = [r[0] for r in manifest.where(F.col("bronze_versions").isNotNull())
+             .select("bronze_versions").distinct().collect()]  # one per batch still in the manifest
+    marks = [json.loads(t) for t in texts]
+    return max(marks, key=lambda m: m.get("ingest_audit") or -1) if marks else None
+
+
 def completed_cut(spark: SparkSession, wh: Warehouse, tables: list[str], warehouse: str) -> BronzeCut:
     """The versions of bronze ``tables`` written by the last *completed* ingest.
 
+    The manifest is read first, and every table is pinned to the version its
+    newest batch recorded, so an ingest committing meanwhile cannot slip in.
     Refuses (:class:`InputError`, one sentence saying what to run) when no
-    ingest completed, when a table is newer than the newest manifest commit
-    records (an ingest is running or died after writing it), or when bronze
-    DEMO holds a quarter without a manifest row (an ingest of that quarter did
-    not finish)."""
-    current = {t: wh.version(spark, "bronze", t) for t in tables}
+    ingest completed, when a table holds data commits after that batch (an
+    ingest is running or died after writing it; maintenance commits such as
+    OPTIMIZE do not count), or when bronze DEMO holds a quarter without a
+    manifest row (an ingest of that quarter did not finish)."""
     rerun = (f"an ingest is running or was interrupted: wait for it to finish, or run "
              f"'faerslake ingest --source <the same source> --warehouse {warehouse}' again (it redoes "
-             f"the unfinished quarters), then build")
+             f"the unfinished quarters; if their files are gone, put them back or ingest them with "
+             f"--force --quarters), then build")
     manifest_v = wh.version(spark, "bronze", "source_manifest")
     if manifest_v is None:
         raise InputError(f"bronze under {warehouse} has tables but no completed ingest (no source_manifest): {rerun}.")
     manifest = wh.read_at(spark, "bronze", "source_manifest", manifest_v)
+    marked = _newest_marker(manifest) if "bronze_versions" in manifest.columns else None
+    current = {t: wh.version(spark, "bronze", t) for t in tables}
+    pinned: dict[str, int | None] = {**current, "source_manifest": manifest_v}
+    if marked is not None:
+        newer = []
+        for t in tables:
+            was, now = marked.get(t), current[t]
+            if t not in marked or now is None or now == was:
+                continue
+            if was is not None and now > was and wh.data_unchanged_since(spark, "bronze", t, was):
+                continue  # OPTIMIZE / VACUUM since: the same rows, read at the current version
+            newer.append(f"{t} (version {now}, the last completed ingest left {was})")
+        if newer:
+            raise InputError(f"bronze {', '.join(newer)} changed after the last completed ingest: {rerun}.")
     quarters = {r[0] for r in manifest.select("quarter").distinct().collect()}
-    demo_v = current.get("demo")
+    demo_v = pinned.get("demo")
     if demo_v is not None:
         demo_q = {r[0] for r in wh.read_at(spark, "bronze", "demo", demo_v).select("quarter").distinct().collect()}
         missing = sorted(demo_q - quarters)
         if missing:
             raise InputError(f"bronze holds quarters {', '.join(missing)} without a source_manifest row: {rerun}.")
-    pinned = {**current, "source_manifest": manifest_v}
-    if "bronze_versions" not in manifest.columns:
-        return BronzeCut(pinned, checked=False)
-    row = (manifest.where(F.col("bronze_versions").isNotNull())
-           .orderBy(F.col("ingested_at").desc()).select("bronze_versions").first())
-    if row is None:
-        return BronzeCut(pinned, checked=False)
-    marked = json.loads(row[0])
-    newer = [f"{t} (version {current[t]}, the last completed ingest left {marked.get(t)})"
-             for t in tables if t in marked and current[t] is not None
-             and (marked[t] is None or current[t] > marked[t])]
-    if newer:
-        raise InputError(f"bronze {', '.join(newer)} changed after the last completed ingest: {rerun}.")
-    return BronzeCut(pinned)
+    return BronzeCut(pinned, checked=marked is not None)
 
 
 def read_manifest(spark: SparkSession, wh: Warehouse) -> dict[str, set[tuple[str, str]]]:

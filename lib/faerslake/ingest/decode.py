@@ -364,6 +364,22 @@ class StageSpec:
     header_is_optional: bool = False
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Initializer of a staging worker process: exit as soon as the process
+    that started it is gone (killed with SIGKILL, it cannot stop its pool; the
+    workers would otherwise wait on their task queue for ever)."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="faerslake-parent-watch", daemon=True).start()
+
+
 def stage_files(specs: list[StageSpec], max_line_chars: int) -> tuple[list[StagedFile] | None, str | None, float]:
     """Stage the files of one quarter: ``(staged files, None, seconds)``, or
     ``(None, why, seconds)`` when one of them cannot be read (the parts

@@ -21,7 +21,14 @@ from pathlib import Path
 
 from faerslake.errors import EnvironmentProblem
 from faerslake.faults import checkpoint
-from faerslake.ingest.decode import StagedFile, StageSpec, StagingWriteError, renumber, stage_files
+from faerslake.ingest.decode import (
+    StagedFile,
+    StageSpec,
+    StagingWriteError,
+    die_with_parent,
+    renumber,
+    stage_files,
+)
 from faerslake.ingest.discover import DELETED, QuarterFiles, TableFile
 from faerslake.ingest.parse import Layout, Repaired, layout_from_header
 
@@ -108,7 +115,8 @@ def _run_staging(quarters: list[list[StageSpec]], workers: int, max_line_chars: 
     # core; "spawn" because this process holds the Spark gateway's threads
     ctx = multiprocessing.get_context("spawn")
     t = time.time()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(stage_files, specs, max_line_chars) for specs in quarters]
         try:
             outcomes = [futures[0].result()]

@@ -98,25 +98,31 @@ def _silver_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None
     return {t: wh.version(spark, "silver", t) for t in SILVER_TABLES}
 
 
+def _last_build(state: DataFrame):
+    """The newest ``build_state`` row (strict_dedup, bronze_versions,
+    silver_versions): the highest recorded ``reports`` version (every build
+    writes it; versions only grow, clocks may not). One row per build: few."""
+    rows = state.select("strict_dedup", "bronze_versions", "silver_versions").collect()
+    return max(rows, key=lambda r: json.loads(r[2] or "{}").get("reports") or -1) if rows else None
+
+
 def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool) -> bool:
     """True when the last finished build saw these bronze versions with this
     strict setting, and no silver table has changed since (a build that died
-    half-way leaves some silver tables newer than the record: not up to date)."""
+    half-way leaves some silver tables newer than the record: not up to date).
+    Only the bronze tables the record names are compared (a record of an
+    earlier faerslake names fewer)."""
     if not wh.exists(spark, "silver", "build_state"):
         return False
     state = wh.read(spark, "silver", "build_state")
     if "silver_versions" not in state.columns:  # written by an earlier faerslake
         return False
-    last = (
-        state
-        .orderBy(F.col("built_at").desc())
-        .select("strict_dedup", "bronze_versions", "silver_versions")
-        .first()
-    )
+    last = _last_build(state)
+    if last is None or last[0] != strict:
+        return False
+    seen = json.loads(last[1])
     return (
-        bool(last)
-        and last[0] == strict
-        and json.loads(last[1]) == versions
+        all(versions.get(t) == v for t, v in seen.items())
         and json.loads(last[2]) == _silver_versions(spark, wh)
     )
 
@@ -147,19 +153,27 @@ def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> Silve
                              f"and 'faerslake build --warehouse {warehouse}' first (or 'faerslake run').")
         raise InputError(f"no build has completed under {warehouse} (no silver/build_state): {run_build}.")
     state = wh.read_at(spark, "silver", "build_state", wh.version(spark, "silver", "build_state"))
-    if "silver_versions" not in state.columns:  # written by faerslake 0.1.0
+    if "silver_versions" not in state.columns:  # written before builds recorded their silver versions
         return SilverCut(current, {}, checked=False)
-    last = state.orderBy(F.col("built_at").desc()).select("silver_versions", "bronze_versions").first()
+    last = _last_build(state)
     if last is None:
         raise InputError(f"no build has completed under {warehouse} (silver/build_state is empty): {run_build}.")
-    recorded = json.loads(last[0])
+    recorded = json.loads(last[2])
     bronze = json.loads(last[1]) if last[1] else {}
-    changed = [f"{t} (version {current[t]}, the last completed build left {recorded.get(t)})"
-               for t in SILVER_TABLES if current.get(t) != recorded.get(t)]
+    pinned: dict[str, int | None] = {}
+    changed = []
+    for t in SILVER_TABLES:
+        was, now = recorded.get(t), current.get(t)
+        if now == was:
+            pinned[t] = was
+        elif was is not None and now is not None and now > was and wh.data_unchanged_since(spark, "silver", t, was):
+            pinned[t] = now  # OPTIMIZE / VACUUM since: the same rows
+        else:
+            changed.append(f"{t} (version {now}, the last completed build left {was})")
     if changed:
         raise InputError(f"silver {', '.join(changed)} changed after the last completed build: a build is "
                          f"running or was interrupted; wait for it to finish, or {run_build}.")
-    return SilverCut({t: recorded.get(t) for t in SILVER_TABLES}, bronze)
+    return SilverCut(pinned, bronze)
 
 
 def _stored_summary(spark: SparkSession, wh: Warehouse) -> pd.DataFrame:
@@ -311,9 +325,9 @@ def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: boo
     cut = completed_cut(spark, wh, _BRONZE_CUT, warehouse)
     versions = cut.versions
     if not cut.checked:
-        log(f"warning: silver: the bronze manifest under {warehouse} (written by faerslake 0.1.0) records no "
-            "table versions, so an interrupted ingest cannot be told apart; building from the tables as they "
-            "are (run 'faerslake ingest --force' once to record them)")
+        log(f"warning: silver: the bronze manifest under {warehouse} was written before faerslake recorded table "
+            "versions in it, so an interrupted ingest cannot be told apart; building from the tables as they "
+            "are (any ingest, e.g. 'faerslake ingest --force --quarters <one quarter>', records them)")
     if not force and _up_to_date(spark, wh, versions, strict_dedup):
         log("silver: bronze unchanged since the last build; silver is up to date")
         summary = _stored_summary(spark, wh)
