@@ -102,9 +102,10 @@ def _kill_jvm(name: str) -> None:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.getActiveSession()
-    if spark is None:
+    jvm = spark._jvm if spark is not None else None
+    if jvm is None:
         return
-    pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
+    pid = int(jvm.java.lang.ProcessHandle.current().pid())
     _say(name, f"SIGKILL to the Spark JVM (pid {pid})")
     os.kill(pid, signal.SIGKILL)
     for _ in range(100):  # until it is gone, so the next Spark call meets a dead gateway

@@ -152,7 +152,7 @@ def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> Silve
             raise InputError(f"no silver tables under {warehouse} (no silver/build_state): run 'faerslake ingest' "
                              f"and 'faerslake build --warehouse {warehouse}' first (or 'faerslake run').")
         raise InputError(f"no build has completed under {warehouse} (no silver/build_state): {run_build}.")
-    state = wh.read_at(spark, "silver", "build_state", wh.version(spark, "silver", "build_state"))
+    state, _ = wh.read_pinned(spark, "silver", "build_state")
     if "silver_versions" not in state.columns:  # written before builds recorded their silver versions
         return SilverCut(current, {}, checked=False)
     last = _last_build(state)
@@ -269,7 +269,7 @@ def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log)
     the rows written per table."""
     t0 = time.monotonic()
     # Children join the reports just written (that version), not the (costly) status plan.
-    reports = wh.read_at(spark, "silver", "reports", wh.version(spark, "silver", "reports"))
+    reports, _ = wh.read_pinned(spark, "silver", "reports")
 
     def write_child(name: str) -> int:
         t = time.monotonic()
