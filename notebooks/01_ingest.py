@@ -46,7 +46,9 @@ cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
 configure()  # progress lines on stderr; logging.getLogger("faerslake").setLevel(...) to quieten
 wh = Warehouse(warehouse, cfg.tables)
 if wh.by_catalog:
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {'.'.join(p for p in (catalog, schema) if p)}")
+    # identifiers quoted: widget text is never pasted into SQL as it stands
+    quoted = ".".join("`" + p.replace("`", "``") + "`" for p in (catalog, schema) if p)
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
 
 # COMMAND ----------
 

@@ -71,7 +71,7 @@ class Warehouse:
         """The table as of Delta ``version`` (time travel): every read of the
         frame sees that version, whatever is committed meanwhile."""
         if self.by_catalog:
-            ident = ".".join(f"`{p}`" for p in self.name(layer, name).split("."))
+            ident = ".".join("`" + p.replace("`", "``") + "`" for p in self.name(layer, name).split("."))
             return spark.sql(f"SELECT * FROM {ident} VERSION AS OF {int(version)}")
         return spark.read.format("delta").option("versionAsOf", int(version)).load(self.path(layer, name))
 
