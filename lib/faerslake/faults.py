@@ -99,11 +99,14 @@ def _pause(name: str) -> None:
 
 
 def _kill_jvm(name: str) -> None:
-    from pyspark.sql import SparkSession
+    from pyspark import SparkContext
 
-    spark = SparkSession.getActiveSession()
-    jvm = spark._jvm if spark is not None else None
+    # the process's context, not the active session: that one is per thread
+    # (fault points also sit in the write threads)
+    sc = SparkContext._active_spark_context
+    jvm = sc._jvm if sc is not None else None
     if jvm is None:
+        _say(name, "no Spark JVM to kill")
         return
     pid = int(jvm.java.lang.ProcessHandle.current().pid())
     _say(name, f"SIGKILL to the Spark JVM (pid {pid})")
