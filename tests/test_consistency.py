@@ -198,7 +198,8 @@ def test_build_refuses_a_quarter_an_ingest_did_not_finish(spark, built_wh, tmp_p
     assert str(e.value) == (
         "bronze holds quarters 2012Q4 without a source_manifest row: an ingest is running or was interrupted: "
         f"wait for it to finish, or run 'faerslake ingest --source <the same source> --warehouse {root}' again "
-        "(it redoes the unfinished quarters), then build.")
+        "(it redoes the unfinished quarters; if their files are gone, put them back or ingest them with "
+        "--force --quarters), then build.")
     assert wh.version(spark, "silver", "reports") == before  # nothing written
 
 

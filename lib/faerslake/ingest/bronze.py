@@ -221,6 +221,14 @@ def completed_cut(spark: SparkSession, wh: Warehouse, tables: list[str], warehou
     marked = _newest_marker(manifest) if "bronze_versions" in manifest.columns else None
     current = {t: wh.version(spark, "bronze", t) for t in tables}
     pinned: dict[str, int | None] = {**current, "source_manifest": manifest_v}
+    # first the most specific refusal: the quarters an ingest did not finish
+    quarters = {r[0] for r in manifest.select("quarter").distinct().collect()}
+    demo_v = current.get("demo")
+    if demo_v is not None:
+        demo_q = {r[0] for r in wh.read_at(spark, "bronze", "demo", demo_v).select("quarter").distinct().collect()}
+        missing = sorted(demo_q - quarters)
+        if missing:
+            raise InputError(f"bronze holds quarters {', '.join(missing)} without a source_manifest row: {rerun}.")
     if marked is not None:
         newer = []
         for t in tables:
@@ -232,13 +240,6 @@ def completed_cut(spark: SparkSession, wh: Warehouse, tables: list[str], warehou
             newer.append(f"{t} (version {now}, the last completed ingest left {was})")
         if newer:
             raise InputError(f"bronze {', '.join(newer)} changed after the last completed ingest: {rerun}.")
-    quarters = {r[0] for r in manifest.select("quarter").distinct().collect()}
-    demo_v = pinned.get("demo")
-    if demo_v is not None:
-        demo_q = {r[0] for r in wh.read_at(spark, "bronze", "demo", demo_v).select("quarter").distinct().collect()}
-        missing = sorted(demo_q - quarters)
-        if missing:
-            raise InputError(f"bronze holds quarters {', '.join(missing)} without a source_manifest row: {rerun}.")
     return BronzeCut(pinned, checked=marked is not None)
 
 
