@@ -20,6 +20,7 @@ sentence instead of a Py4J trace.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -224,4 +225,21 @@ def get_spark(
     if "spark.jars.packages" in conf:
         _remember_jars(spark)
     spark.sparkContext.setLogLevel("WARN")
+    _quiet_accumulator_server(spark)
     return spark
+
+
+def _quiet_accumulator_server(spark) -> None:
+    """PySpark's accumulator server prints a traceback to stderr when its JVM
+    connection breaks (the JVM was killed or ran out of memory); the run then
+    ends with faerslake's one sentence about the JVM, so the dump goes to the
+    debug log instead of stderr."""
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)
+    if server is None:
+        return
+
+    def handle_error(request, client_address) -> None:
+        logging.getLogger(__name__).debug(f"PySpark accumulator connection from {client_address} broke",
+                                          exc_info=True)
+
+    server.handle_error = handle_error
