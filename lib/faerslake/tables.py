@@ -48,8 +48,15 @@ class Warehouse:
         return self.settings.mode == "catalog"
 
     def exists(self, spark, layer: str, name: str) -> bool:
+        """Whether the table exists now. In path mode its ``_delta_log`` is
+        listed (a commit file means a table): Delta's own check answers from
+        the session's cached log, which a long-lived session (a notebook, the
+        test suite) keeps stale when another process creates the table."""
         if self.by_catalog:
             return spark.catalog.tableExists(self.name(layer, name))
+        listed = _log_version(spark, self.path(layer, name))
+        if listed is not _UNKNOWN:
+            return listed is not None
         from delta.tables import DeltaTable
 
         return DeltaTable.isDeltaTable(spark, self.path(layer, name))
