@@ -55,6 +55,11 @@ SILVER: dict[str, T.StructType] = {
     "dedup_summary": schema(
         "scope string, reports_read long, removed_deleted long, removed_older_versions long, "
         "removed_strict_duplicates long, reports_kept long, rejected_invalid long"),
+    # one row per (drug row, active ingredient) of silver/drugs (every drug row
+    # has at least one row; method: prod_ai, learned_name, curated, unresolved)
+    "drug_ingredients": schema(
+        "report_key long, quarter string, drug_seq long, role_cod string, drugname_norm string, "
+        "ingredient string, method string"),
     "build_state": schema(
         "built_at timestamp, strict_dedup boolean, bronze_versions string, silver_versions string, "
         "seconds double"),
