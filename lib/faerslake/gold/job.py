@@ -115,7 +115,9 @@ def sensitivity_frame(rows: list[dict] | None = None) -> pd.DataFrame:
     df = pd.DataFrame(rows or [], columns=SENSITIVITY_COLUMNS)
     for col in ["ror", "ror_ci_lower", "ror_ci_upper"]:
         df[col] = df[col].astype("float64")
-    df["exposed_only"] = df["exposed_only"].astype("Int64")
+    # whole numbers or None (null for either): object, so the CSV has no "1.0"
+    df["exposed_only"] = pd.Series([None if v is None or v != v else int(v) for v in df["exposed_only"]],
+                                   index=df.index, dtype=object)
     return df
 
 

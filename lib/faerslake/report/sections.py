@@ -137,12 +137,12 @@ SENSITIVITY_TITLE = "Exposure matched by tokens and by ingredients"
 
 def _sensitivity_section(ctx: ReportContext) -> Section | None:
     """Per cohort, the counts and ROR under the token and the ingredient
-    matcher side by side (``matcher_sensitivity``); None for a study that
-    names only one of them."""
-    study = ctx.study
-    expo = getattr(study, "exposure", None)
+    matcher side by side (``matcher_sensitivity``); None when the context has
+    neither the table nor a reason it was not computed (a study that names
+    only one of them)."""
+    expo = getattr(ctx.study, "exposure", None)
     sens = ctx.matcher_sensitivity
-    if not (getattr(expo, "tokens", None) and getattr(expo, "ingredients", None)) and sens is None:
+    if sens is None and not ctx.matcher_sensitivity_note:
         return None
     sec = Section(SENSITIVITY_TITLE)
     if sens is None or not len(sens):
