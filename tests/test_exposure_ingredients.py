@@ -269,6 +269,7 @@ def test_matcher_sensitivity_rows_equal_single_matcher_runs(spark, silver, studi
 
 # --------------------------------------------------------------------------- #
 # C. run_study: the gold table, the CSV, the report; a warehouse without the table
+# (whole study runs: left out by make test-quick, like test_gold's study_run)
 # --------------------------------------------------------------------------- #
 def _warehouse(spark, root, silver, seal_silver, with_ingredients):
     wh = Warehouse(str(root))
@@ -289,6 +290,7 @@ def full_run(spark, silver, studies, tmp_path_factory, seal_silver):
     return wh, root / "out" / "bont_tokens", results, logs
 
 
+@pytest.mark.pipeline
 def test_run_study_writes_matcher_sensitivity(spark, full_run):
     wh, out, results, logs = full_run
     csv = pd.read_csv(out / "matcher_sensitivity.csv")
@@ -308,6 +310,7 @@ def test_run_study_writes_matcher_sensitivity(spark, full_run):
     assert any("exposure matched by tokens" in m and "drug_ingredients@" in m for m in logs)
 
 
+@pytest.mark.pipeline
 def test_report_has_the_matchers_side_by_side(full_run):
     _, out, _, _ = full_run
     for name in ("report.md", "report.html"):
@@ -327,6 +330,7 @@ def test_report_has_the_matchers_side_by_side(full_run):
     assert "| silver/drug_ingredients |" in md  # its version is in the provenance
 
 
+@pytest.mark.pipeline
 def test_run_study_with_the_ingredient_matcher(spark, silver, studies, tmp_path, seal_silver):
     wh = _warehouse(spark, tmp_path / "wh", silver, seal_silver, with_ingredients=True)
     ps = dataclasses.replace(studies["ingredients"], exposure_role_codes=["PS"])
@@ -348,6 +352,7 @@ def old_warehouse(spark, silver, tmp_path_factory, seal_silver):
     return _warehouse(spark, root / "wh", silver, seal_silver, with_ingredients=False), root
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("matcher", ["ingredients", "either"])
 def test_missing_table_refuses_an_ingredient_matcher(spark, old_warehouse, studies, matcher):
     wh, root = old_warehouse
@@ -363,6 +368,7 @@ def test_missing_table_refuses_an_ingredient_matcher(spark, old_warehouse, studi
     assert not (root / "out" / f"bont_{matcher}").exists()
 
 
+@pytest.mark.pipeline
 def test_missing_table_leaves_a_token_study_running(spark, old_warehouse, studies, silver):
     wh, root = old_warehouse
     logs: list[str] = []
