@@ -77,6 +77,15 @@ GOLD: dict[str, T.StructType] = {
     "mantel_haenszel": schema(
         "study string, cohort string, strata string, strata_used long, crude_ror double, mh_ror double, "
         "mh_ci_lower double, mh_ci_upper double"),
+    # a study naming its exposure by tokens and by ingredients: the cohorts'
+    # counts under each matcher (tokens, ingredients, either), per cohort in
+    # study order; primary marks the study's own matcher (= cohort_results);
+    # exposed_only: exposed under this matcher and not under the other single
+    # one (null for either)
+    "matcher_sensitivity": schema(
+        "study string, cohort string, matcher string, primary boolean, exposed_reports long, "
+        "exposed_events long, control_reports long, control_events long, exposed_only long, ror double, "
+        "ror_ci_lower double, ror_ci_upper double, haldane_corrected boolean"),
 }
 
 # The FDA table files of a quarter, in the order users read them (DEMO first).

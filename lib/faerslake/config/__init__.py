@@ -24,6 +24,7 @@ from faerslake.config.pipeline import (
     table_overrides,
 )
 from faerslake.config.study import (
+    MATCHERS,
     Cohort,
     DrugMatch,
     Exclusions,
@@ -37,6 +38,7 @@ from faerslake.config.typed_yaml import _build, _convert, _read_yaml, _type_name
 
 __all__ = [
     "DEFAULT_PIPELINE_CONF",
+    "MATCHERS",
     "REPO_ROOT",
     "BuildSettings",
     "Cohort",

@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,43 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+MATCHERS = ("tokens", "ingredients", "either")
+
+
 @dataclass(frozen=True)
 class DrugMatch:
-    """Tokens matched as substrings of normalised drugname / prod_ai (spec §1)."""
+    """How a drug row is recognised as the exposure (docs/method.md §4.2).
 
-    tokens: list[str]
+    - ``tokens``: matched as substrings of normalised drugname / prod_ai (spec
+      §1), less the rows that contain one of ``exclude_tokens`` (which act on
+      the token matcher only);
+    - ``ingredients``: active ingredients compared for equality with the
+      ``ingredient`` of the row's ``silver/drug_ingredients`` rows;
+    - ``matcher``: which of the two makes a row an exposure drug row —
+      ``tokens``, ``ingredients`` or ``either`` (one of :data:`MATCHERS`); never
+      None once built (default: ``tokens`` when tokens are given, else
+      ``ingredients``).
+    """
+
+    tokens: list[str] = field(default_factory=list)
     exclude_tokens: list[str] = field(default_factory=list)
+    ingredients: list[str] = field(default_factory=list)
+    matcher: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.matcher is None:  # the default: tokens when tokens are given, else ingredients
+            object.__setattr__(self, "matcher", "tokens" if self.tokens else "ingredients")
+
+    @property
+    def needs_ingredients(self) -> bool:
+        """Whether the primary matcher reads ``silver/drug_ingredients``."""
+        return self.matcher in ("ingredients", "either")
+
+    @property
+    def compares_matchers(self) -> bool:
+        """Whether the study names both tokens and ingredients, so gold also
+        counts the cohorts under each matcher alone (``matcher_sensitivity``)."""
+        return bool(self.tokens) and bool(self.ingredients)
 
 
 @dataclass(frozen=True)
@@ -238,10 +270,7 @@ def _normalise_terms(study: Study, src: str) -> Study:
     roles = study.exposure_role_codes
     return dataclasses.replace(
         study,
-        exposure=DrugMatch(
-            _norm(study.exposure.tokens, "exposure.tokens"),
-            _norm(study.exposure.exclude_tokens, "exposure.exclude_tokens", allow_empty=True),
-        ),
+        exposure=_normalise_exposure(study.exposure, _norm, src),
         cohorts=cohorts,
         outcome_pts=_norm(study.outcome_pts, "outcome_pts"),
         exclusions=dataclasses.replace(
@@ -250,6 +279,31 @@ def _normalise_terms(study: Study, src: str) -> Study:
         exposure_role_codes=_norm(roles, "exposure_role_codes") if roles is not None else None,
         period=study.period.upper() if study.period else None,
     )
+
+
+def _normalise_exposure(exposure: DrugMatch, norm: Callable[..., list[str]], src: str) -> DrugMatch:
+    """``exposure`` with its lists normalised (``strip().upper()``) and its
+    matcher set and checked: at least one of tokens / ingredients, and the
+    lists the matcher uses non-empty."""
+    tokens = norm(exposure.tokens, "exposure.tokens", allow_empty=True)
+    ingredients = norm(exposure.ingredients, "exposure.ingredients", allow_empty=True)
+    if not tokens and not ingredients:
+        raise ConfigError(f"{src}: key 'exposure' should give 'tokens' or 'ingredients' (or both), each a "
+                          "non-empty list of terms")
+    matcher = str(exposure.matcher).strip().lower()
+    if matcher not in MATCHERS:
+        raise ConfigError(f"{src}: key 'exposure.matcher' should be one of {', '.join(MATCHERS)}, "
+                          f"got {short_repr(exposure.matcher)}")
+    needed = {"tokens": ["tokens"], "ingredients": ["ingredients"], "either": ["tokens", "ingredients"]}[matcher]
+    given = {"tokens": tokens, "ingredients": ingredients}
+    lacking = [k for k in needed if not given[k]]
+    if lacking:
+        raise ConfigError(f"{src}: key 'exposure.matcher' is {matcher}, which matches by "
+                          f"{' and '.join(needed)}, but key 'exposure.{lacking[0]}' is empty or missing; "
+                          f"give it, or set 'exposure.matcher' to "
+                          f"{'tokens' if tokens else 'ingredients'}")
+    return DrugMatch(tokens, norm(exposure.exclude_tokens, "exposure.exclude_tokens", allow_empty=True),
+                     ingredients, matcher)
 
 
 def resolve_strict_dedup(cli_flag: bool | None, study: Study | None, cfg: PipelineConfig) -> bool:

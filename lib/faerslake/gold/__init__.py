@@ -10,6 +10,9 @@ silver tables, §4 through :mod:`faerslake.stats` and §5's output contract:
   one row per cohort in the study file's order;
 - ``WH/gold/<study>/mantel_haenszel`` and its CSV: ROR pooled over strata of
   sex, age band and era (an extra, not part of spec §5);
+- ``WH/gold/<study>/matcher_sensitivity`` and its CSV, for a study naming
+  its exposure by tokens and by ingredients: the cohorts' counts and ROR
+  under each matcher alone (and either);
 - ``OUT/<study>/report.md`` / ``report.html`` / ``forest_plot.png`` through
   :mod:`faerslake.report`.
 
@@ -18,7 +21,9 @@ short token lists, a broadcast table of cohort PTs); only the per-cohort 2x2
 counts (and the few hundred MH strata counts) come to the driver. Silver is
 read at a pinned Delta version, recorded in the report for time travel.
 
-- :mod:`.cohorts`: the spec §3 rules (:func:`is_exposure_drug`, :func:`cohort_members`);
+- :mod:`.cohorts`: the spec §3 rules (:func:`is_exposure_drug`, the token
+  matcher; :func:`ingredient_drugs`, the ingredient matcher;
+  :func:`cohort_members`; :func:`matcher_members`, several matchers at once);
 - :mod:`.strata`: the Mantel–Haenszel strata and pooled ROR;
 - :mod:`.job`: :func:`run_study`, the ``faerslake study`` job;
 - :mod:`.io`: pinned reads, pandas <-> Spark for small tables.
@@ -27,6 +32,7 @@ read at a pinned Delta version, recorded in the report for time travel.
 from __future__ import annotations
 
 from faerslake.gold.cohorts import (
+    DRUG_INGREDIENT_COLUMNS,
     KEYS,
     MEMBER_COLUMNS,
     SILVER_COLUMNS,
@@ -34,9 +40,23 @@ from faerslake.gold.cohorts import (
     cohort_terms,
     contains_any,
     drug_matches,
+    flag_drugs,
+    ingredient_drugs,
     is_exposure_drug,
+    matcher_members,
+    members_under,
 )
-from faerslake.gold.job import MH_SCHEMA, RESULT_SCHEMA, cohort_counts, gold_tables, run_study
+from faerslake.gold.job import (
+    MH_SCHEMA,
+    RESULT_SCHEMA,
+    SENSITIVITY_COLUMNS,
+    SENSITIVITY_MATCHERS,
+    SENSITIVITY_SCHEMA,
+    cohort_counts,
+    gold_tables,
+    matcher_sensitivity,
+    run_study,
+)
 from faerslake.gold.strata import (
     AGE_BANDS,
     MH_COLUMNS,
@@ -48,8 +68,10 @@ from faerslake.gold.strata import (
 from faerslake.report.console import format_cohort_table, print_cohort_table
 
 __all__ = [
-    "AGE_BANDS", "KEYS", "MEMBER_COLUMNS", "MH_COLUMNS", "MH_SCHEMA", "MH_STRATA", "RESULT_SCHEMA",
-    "SILVER_COLUMNS", "cohort_counts", "cohort_members", "cohort_terms", "contains_any", "drug_matches",
-    "format_cohort_table", "gold_tables", "is_exposure_drug", "mantel_haenszel_table",
-    "print_cohort_table", "run_study", "strata_counts", "with_strata",
+    "AGE_BANDS", "DRUG_INGREDIENT_COLUMNS", "KEYS", "MEMBER_COLUMNS", "MH_COLUMNS", "MH_SCHEMA", "MH_STRATA",
+    "RESULT_SCHEMA", "SENSITIVITY_COLUMNS", "SENSITIVITY_MATCHERS", "SENSITIVITY_SCHEMA", "SILVER_COLUMNS",
+    "cohort_counts", "cohort_members", "cohort_terms", "contains_any", "drug_matches", "flag_drugs",
+    "format_cohort_table", "gold_tables", "ingredient_drugs", "is_exposure_drug", "mantel_haenszel_table",
+    "matcher_members", "matcher_sensitivity", "members_under", "print_cohort_table", "run_study",
+    "strata_counts", "with_strata",
 ]

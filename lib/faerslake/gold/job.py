@@ -9,16 +9,26 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from faerslake import __version__, stats
 from faerslake.config import PipelineConfig, Study, TableSettings, check_catalog_name
-from faerslake.contracts import GOLD
+from faerslake.contracts import GOLD, columns
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
 from faerslake.files import atomic_folder, atomic_write_csv, clean_stale_folders
-from faerslake.gold.cohorts import MEMBER_COLUMNS, SILVER_COLUMNS, cohort_members, in_period, require_columns
+from faerslake.gold.cohorts import (
+    DRUG_INGREDIENT_COLUMNS,
+    MEMBER_COLUMNS,
+    SILVER_COLUMNS,
+    cohort_members,
+    in_period,
+    matcher_members,
+    members_under,
+    require_columns,
+)
 from faerslake.gold.io import to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
 from faerslake.lock import writer_lock
@@ -30,12 +40,20 @@ from faerslake.tables import WRITE_THREADS, Warehouse
 
 RESULT_SCHEMA = GOLD["cohort_results"]
 MH_SCHEMA = GOLD["mantel_haenszel"]
+SENSITIVITY_SCHEMA = GOLD["matcher_sensitivity"]
+SENSITIVITY_COLUMNS = columns(SENSITIVITY_SCHEMA)
+# the matchers matcher_sensitivity compares, in its row order within a cohort
+SENSITIVITY_MATCHERS = ["tokens", "ingredients", "either"]
 _LOGGER = "faerslake.gold"
 
 
 def gold_tables(study: Study) -> list[str]:
-    """The gold tables a study writes, as ``<study>/<table>`` names."""
-    return [f"{study.name}/{t}" for t in ("cohort_members", "cohort_results", "mantel_haenszel")]
+    """The gold tables a study writes, as ``<study>/<table>`` names
+    (``matcher_sensitivity`` for a study naming both tokens and ingredients)."""
+    tables = ["cohort_members", "cohort_results", "mantel_haenszel"]
+    if study.exposure.compares_matchers:
+        tables.append("matcher_sensitivity")
+    return [f"{study.name}/{t}" for t in tables]
 
 
 def cohort_counts(members: DataFrame, study: Study) -> pd.DataFrame:
@@ -57,6 +75,70 @@ def cohort_counts(members: DataFrame, study: Study) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["study", "cohort", *stats.COUNT_COLUMNS])
 
 
+def matcher_sensitivity(wide: DataFrame, study: Study) -> pd.DataFrame:
+    """The cohorts' counts under each matcher of :data:`SENSITIVITY_MATCHERS`
+    from a :func:`~faerslake.gold.cohorts.matcher_members` frame that has
+    them all: one aggregate over it (one row per cohort comes to the driver),
+    then the ROR and its CI per (cohort, matcher) with the same function as
+    ``cohort_results`` (:func:`faerslake.stats.ror_ci`). Rows: per cohort in
+    study order, tokens, ingredients, either; ``primary`` marks the study's
+    matcher, whose counts are those of ``cohort_results``."""
+
+    def n(cond: Column) -> Column:
+        return F.sum(F.when(cond, 1).otherwise(0))
+
+    aggs = []
+    for m in SENSITIVITY_MATCHERS:
+        exp, ctl, ev = F.col(f"exposed_{m}"), F.col(f"control_{m}"), F.col("event")
+        aggs += [n(exp).alias(f"{m}_er"), n(exp & ev).alias(f"{m}_ee"),
+                 n(ctl).alias(f"{m}_cr"), n(ctl & ev).alias(f"{m}_ce")]
+    t, i = F.col("exposed_tokens"), F.col("exposed_ingredients")
+    aggs += [n(t & ~i).alias("tokens_only"), n(i & ~t).alias("ingredients_only")]
+    got = {r["cohort"]: r.asDict() for r in wide.groupBy("cohort").agg(*aggs).collect()}
+    rows = []
+    for c in study.cohorts:
+        g = got.get(c.name, {})
+        for m in SENSITIVITY_MATCHERS:
+            er, ee, cr, ce = (int(g.get(f"{m}_{k}") or 0) for k in ("er", "ee", "cr", "ce"))
+            r = stats.ror_ci(ee, er - ee, ce, cr - ce)
+            only = int(g.get(f"{m}_only") or 0) if m != "either" else None
+            rows.append({"study": study.name, "cohort": c.name, "matcher": m,
+                         "primary": m == study.exposure.matcher, "exposed_reports": er, "exposed_events": ee,
+                         "control_reports": cr, "control_events": ce, "exposed_only": only,
+                         "ror": r.ror, "ror_ci_lower": r.ci_lower, "ror_ci_upper": r.ci_upper,
+                         "haldane_corrected": r.haldane_corrected})
+    return sensitivity_frame(rows)
+
+
+def sensitivity_frame(rows: list[dict] | None = None) -> pd.DataFrame:
+    """``rows`` as a frame of the ``matcher_sensitivity`` columns (none: header only)."""
+    df = pd.DataFrame(rows or [], columns=SENSITIVITY_COLUMNS)
+    for col in ["ror", "ror_ci_lower", "ror_ci_upper"]:
+        df[col] = df[col].astype("float64")
+    # whole numbers or None (null for either): object, so the CSV has no "1.0"
+    df["exposed_only"] = pd.Series([None if v is None or v != v else int(v) for v in df["exposed_only"]],
+                                   index=df.index, dtype=object)
+    return df
+
+
+def read_drug_ingredients(spark: SparkSession, wh: Warehouse,
+                          cut: SilverCut) -> tuple[DataFrame | None, int | None]:
+    """``silver/drug_ingredients`` at the version the last completed build left
+    it (``cut``), and that version; ``(None, None)`` when the warehouse has no
+    such table (built by a faerslake before the ingredient step). A cut whose
+    build did not record the table (the build's table list lacks it) reads
+    its current version."""
+    if "drug_ingredients" in cut.silver:
+        v = cut.silver["drug_ingredients"]
+    else:
+        v = wh.version(spark, "silver", "drug_ingredients")
+    if v is None:
+        return None, None
+    df = wh.read_at(spark, "silver", "drug_ingredients", v)
+    require_columns(df, "drug_ingredients", DRUG_INGREDIENT_COLUMNS)
+    return df, v
+
+
 def read_silver(spark: SparkSession, wh: Warehouse,
                 cut: SilverCut | None = None) -> tuple[dict[str, DataFrame], dict[str, int | None]]:
     """The silver tables this stage reads, each at the version the last
@@ -76,6 +158,36 @@ def read_silver(spark: SparkSession, wh: Warehouse,
         silver[name] = df
         versions[f"silver/{name}"] = v
     return silver, versions
+
+
+def _read_ingredients_for(spark: SparkSession, wh: Warehouse, warehouse: str, cut: SilverCut, study: Study,
+                          log: Callable[[str], None]) -> tuple[tuple[DataFrame, int | None] | None, str | None]:
+    """``(silver/drug_ingredients and its version, or None; why the matcher
+    sensitivity is not computed, or None)``. The table is read only when the
+    study names ingredients. Missing, a study whose matcher needs it is
+    refused (one sentence); one that only compares matchers runs on its token
+    matcher, with a warning."""
+    if not study.exposure.ingredients:
+        return None, None
+    df, v = read_drug_ingredients(spark, wh, cut)
+    if df is not None:
+        return (df, v), None
+    where = wh.name("silver", "drug_ingredients") if wh.by_catalog else wh.path("silver", "drug_ingredients")
+    if study.exposure.needs_ingredients:
+        raise InputError(
+            f"study {study.name} matches its exposure by ingredients (exposure.matcher: {study.exposure.matcher}), "
+            f"but there is no silver table 'drug_ingredients' at {where} (the warehouse was built by an older "
+            f"faerslake): run 'faerslake build --warehouse {warehouse} --force' first.")
+    note = (f"not computed: the warehouse has no silver table 'drug_ingredients' (built by an older faerslake); "
+            f"run 'faerslake build --warehouse {warehouse} --force' and the study again to compare the matchers")
+    log(f"warning: study {study.name}: matcher sensitivity {note}")
+    return None, note
+
+
+def _sensitivity_line(sensitivity: pd.DataFrame) -> str:
+    """One line: exposed reports under each matcher, summed over the cohorts."""
+    total = sensitivity.groupby("matcher", sort=False)["exposed_reports"].sum()
+    return "exposed reports over all cohorts: " + ", ".join(f"{m} {int(n):,}" for m, n in total.items())
 
 
 def _warn_if_stale(spark: SparkSession, wh: Warehouse, cut: SilverCut, study: Study,
@@ -125,11 +237,15 @@ def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFra
 
 
 def write_results(spark: SparkSession, wh: Warehouse, study: Study,
-                  results: pd.DataFrame, mh: pd.DataFrame, log: Callable[[str], None]) -> None:
-    """The Delta tables ``<study>/cohort_results`` and ``<study>/mantel_haenszel``
-    (their CSVs go in the study folder, :func:`write_study_folder`)."""
+                  results: pd.DataFrame, mh: pd.DataFrame, log: Callable[[str], None],
+                  sensitivity: pd.DataFrame | None = None) -> None:
+    """The Delta tables ``<study>/cohort_results`` and ``<study>/mantel_haenszel``,
+    and ``<study>/matcher_sensitivity`` when given (their CSVs go in the study
+    folder, :func:`write_study_folder`)."""
     tables = [(results, RESULT_SCHEMA, "cohort_results"), (mh, MH_SCHEMA, "mantel_haenszel")]
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    if sensitivity is not None:
+        tables.append((sensitivity, SENSITIVITY_SCHEMA, "matcher_sensitivity"))
+    with ThreadPoolExecutor(max_workers=len(tables)) as pool:
         for f in [pool.submit(wh.write, to_spark(spark, pdf, schema), "gold", f"{study.name}/{table}",
                               mode="overwrite", overwriteSchema="true") for pdf, schema, table in tables]:
             f.result()
@@ -137,12 +253,14 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
 
 
 STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "report.md", "report.html")
+# beside them for a study naming both tokens and ingredients
+SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
 
 def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
-                       ctx: ReportContext) -> dict[str, Path]:
-    """``OUT/<study>/`` as one unit: the two CSVs and the report (:data:`STUDY_FILES`)
-    are written into a temp sibling ``OUT/.<study>.tmp-<uuid>/`` and switched
+                       ctx: ReportContext, sensitivity: pd.DataFrame | None = None) -> dict[str, Path]:
+    """``OUT/<study>/`` as one unit: the CSVs and the report (:data:`STUDY_FILES`,
+    and :data:`SENSITIVITY_FILE` when ``sensitivity`` is given) are written into a temp sibling ``OUT/.<study>.tmp-<uuid>/`` and switched
     into place only once all of them, the report included, are rendered
     (:func:`faerslake.files.atomic_folder`). A failure anywhere leaves the
     previous run's folder as it was and no temp folder; a killed run's temp
@@ -153,6 +271,8 @@ def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
         atomic_write_csv(tmp / "cohort_results.csv", results)
         checkpoint("study.output_written")  # crash tests: one file in the temp folder, not switched in
         atomic_write_csv(tmp / "mantel_haenszel.csv", mh)
+        if sensitivity is not None:
+            atomic_write_csv(tmp / SENSITIVITY_FILE, sensitivity)
         return write_report(tmp, results, ctx)
 
     return {k: Path(out_dir) / p.name for k, p in atomic_folder(out_dir, write).items()}
@@ -187,13 +307,34 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
     cut = completed_build(spark, wh, warehouse)
     _warn_if_stale(spark, wh, cut, study, log)
     silver, versions = read_silver(spark, wh, cut)
-    log(f"study {study.name}: {len(study.cohorts)} cohorts; silver versions "
-        + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
-    members = write_members(spark, wh, study, cohort_members(
-        spark, silver["reports"], silver["drugs"], silver["indications"], silver["reactions"], study))
+    ingredients, sensitivity_note = _read_ingredients_for(spark, wh, warehouse, cut, study, log)
+    if ingredients is not None:
+        versions["silver/drug_ingredients"] = ingredients[1]
+    log(f"study {study.name}: {len(study.cohorts)} cohorts; exposure matched by {study.exposure.matcher}; "
+        "silver versions " + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
+    inputs = (silver["reports"], silver["drugs"], silver["indications"], silver["reactions"])
+    sensitivity: pd.DataFrame | None = None
+    if ingredients is not None and study.exposure.compares_matchers:
+        # every drug row flagged once under both matchers; the members of the
+        # study's matcher and the counts of all three come from that one frame
+        wide = matcher_members(spark, *inputs, study, ingredients[0], SENSITIVITY_MATCHERS).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        try:
+            members = write_members(spark, wh, study, members_under(wide, str(study.exposure.matcher)))
+            sensitivity = matcher_sensitivity(wide, study)
+        finally:
+            wide.unpersist()
+    else:
+        members = write_members(spark, wh, study, cohort_members(
+            spark, *inputs, study, ingredients[0] if ingredients is not None else None))
+        if study.exposure.compares_matchers:
+            sensitivity = sensitivity_frame()  # header only: sensitivity_note says why
     reports = in_period(silver["reports"], study)
     results, mh, quarters, upstream = summarise(spark, wh, study, members, reports, cut)
-    write_results(spark, wh, study, results, mh, log)
+    write_results(spark, wh, study, results, mh, log, sensitivity)
+    if sensitivity is not None and len(sensitivity):
+        log(f"study {study.name}: matcher sensitivity -> {wh.path('gold', study.name + '/matcher_sensitivity')}; "
+            + _sensitivity_line(sensitivity))
 
     gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}
     ctx = ReportContext(
@@ -202,9 +343,10 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         dedup_summary=upstream.dedup_summary, audit_totals=upstream.audit_totals,
         source_manifest=upstream.source_manifest,
         table_versions={**versions, **upstream.versions, **gold_versions},
-        mantel_haenszel=mh, faerslake_version=__version__,
+        mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
+        faerslake_version=__version__,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
-    paths = write_study_folder(out_dir, results, mh, ctx)
+    paths = write_study_folder(out_dir, results, mh, ctx, sensitivity)
     log(f"study {study.name}: report -> {paths.get('md')}")
     return results

@@ -35,6 +35,10 @@ class ReportContext:
     # "layer/table" -> Delta version read or written (None: not known)
     table_versions: dict[str, int | None] | None = field(default_factory=dict)
     mantel_haenszel: pd.DataFrame | None = None
+    # gold/<study>/matcher_sensitivity (a study naming tokens and ingredients),
+    # and why it was not computed when it was not
+    matcher_sensitivity: pd.DataFrame | None = None
+    matcher_sensitivity_note: str | None = None
     faerslake_version: str = "?"
     generated_at: str = "?"
 

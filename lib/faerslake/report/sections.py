@@ -1,4 +1,5 @@
-"""The report's six sections, built from the results and a :class:`ReportContext`."""
+"""The report's sections (six, seven for a study naming tokens and ingredients), built
+from the results and a :class:`ReportContext`."""
 
 from __future__ import annotations
 
@@ -107,10 +108,15 @@ def _definition_section(study: Any) -> Section:
         sec.blocks.append(NOT_AVAILABLE)
         return sec
     ex = study.exclusions
+    expo = study.exposure
+    ingredients = list(getattr(expo, "ingredients", []) or [])
+    matcher = getattr(expo, "matcher", None) or "tokens"
     sec.blocks += [
         study.description.strip() if study.description else "",
-        f"Exposure tokens: {', '.join(study.exposure.tokens)}; exclusion tokens: "
-        f"{', '.join(study.exposure.exclude_tokens) or 'none'}; role codes: "
+        f"Exposure tokens: {', '.join(expo.tokens) or 'none'}; exclusion tokens: "
+        f"{', '.join(expo.exclude_tokens) or 'none'}; "
+        + (f"ingredients: {', '.join(ingredients)}; " if ingredients else "")
+        + f"matched by {_MATCHER_TEXT.get(matcher, matcher)}; role codes: "
         f"{', '.join(study.exposure_role_codes) if study.exposure_role_codes else 'any'}.",
         f"Event (any REAC PT): {', '.join(study.outcome_pts)}.",
         "Exclusions: " + (
@@ -121,6 +127,55 @@ def _definition_section(study: Any) -> Section:
         Table(["cohort", "indication PTs"], [[c.name, ", ".join(c.indications)] for c in study.cohorts]),
     ]
     sec.blocks = [b for b in sec.blocks if b != ""]
+    return sec
+
+
+_MATCHER_TEXT = {"tokens": "tokens", "ingredients": "ingredients",
+                 "either": "tokens or ingredients (either)"}
+SENSITIVITY_TITLE = "Exposure matched by tokens and by ingredients"
+
+
+def _sensitivity_section(ctx: ReportContext) -> Section | None:
+    """Per cohort, the counts and ROR under the token and the ingredient
+    matcher side by side (``matcher_sensitivity``); None when the context has
+    neither the table nor a reason it was not computed (a study that names
+    only one of them)."""
+    expo = getattr(ctx.study, "exposure", None)
+    sens = ctx.matcher_sensitivity
+    if sens is None and not ctx.matcher_sensitivity_note:
+        return None
+    sec = Section(SENSITIVITY_TITLE)
+    if sens is None or not len(sens):
+        sec.blocks.append(f"Matcher sensitivity: {ctx.matcher_sensitivity_note or NOT_AVAILABLE}.")
+        return sec
+    matcher = getattr(expo, "matcher", None) or "tokens"
+    sec.blocks.append(
+        "The same cohorts, exclusions, event and period with the exposure found by the drug-name tokens alone "
+        "(substrings of drugname / prod_ai, less the exclusion tokens) and by the active ingredients alone "
+        "(`silver/drug_ingredients`, exact names); the results above use "
+        f"{_MATCHER_TEXT.get(matcher, matcher)}. 'Only' counts the reports exposed under one matcher and not the "
+        "other (`matcher_sensitivity.csv` also has the either matcher).")
+    by = {(r["cohort"], r["matcher"]): r for r in sens.to_dict("records")}
+    cohorts = list(dict.fromkeys(sens["cohort"]))
+
+    def ror(r: Mapping[Any, Any] | None) -> str:
+        if not r or is_null(r.get("ror")):
+            return "–"
+        return f"{fmt_num(r['ror'])} ({fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])})"
+
+    header = ["cohort"]
+    for what in ("exposed", "exposed events", "control", "control events"):
+        header += [f"{what}: tokens", f"{what}: ingredients"]
+    header += ["ROR: tokens", "ROR: ingredients", "only tokens", "only ingredients"]
+    rows = []
+    for c in cohorts:
+        t, i = by.get((c, "tokens")), by.get((c, "ingredients"))
+        row = [str(c)]
+        for k in ("exposed_reports", "exposed_events", "control_reports", "control_events"):
+            row += [fmt_int((t or {}).get(k)), fmt_int((i or {}).get(k))]
+        row += [ror(t), ror(i), fmt_int((t or {}).get("exposed_only")), fmt_int((i or {}).get("exposed_only"))]
+        rows.append(row)
+    sec.blocks.append(Table(header, rows))
     return sec
 
 
@@ -170,9 +225,11 @@ def _mh_section(mh: pd.DataFrame | None) -> Section:
 
 def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any],
                    plot_name: str | None) -> list[Section]:
-    """The report in order: results, published figures, MH, data, definition, provenance."""
+    """The report in order: results, published figures, MH, the matchers side
+    by side (a study naming tokens and ingredients), data, definition, provenance."""
     ctx = ReportContext.of(ctx)
+    sensitivity = _sensitivity_section(ctx)
     return [_results_section(results, plot_name),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
-            _mh_section(ctx.mantel_haenszel), _data_section(ctx),
+            _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), _data_section(ctx),
             _definition_section(ctx.study), _provenance_section(ctx)]
