@@ -14,6 +14,7 @@ from faerslake.contracts import GOLD, SILVER
 from faerslake.errors import InputError
 from faerslake.tables import Warehouse
 from pyspark.testing import assertDataFrameEqual
+from statsmodels.stats.multitest import multipletests
 
 # --- the silver contract: the inputs are built from faerslake.contracts ---- #
 REPORTS_SCHEMA = SILVER["reports"]
@@ -278,11 +279,13 @@ def test_run_study_results_csv_and_delta(spark, study_run, study):
     # torticollis: a=1 b=0 c=0 d=1 -> Haldane (1.5/0.5)/(0.5/1.5) = 9
     assert m.loc["torticollis", "ror"] == pytest.approx(9.0)
     assert m.loc["torticollis", "haldane_corrected"]
-    # empty / one-sided cohorts: null ROR and p, written as empty CSV fields
+    # empty / one-sided cohorts: null ROR (empty CSV fields), Fisher p = 1 (spec §4)
     for c in ["cosmetic", "spasticity", "blepharospasm", "bladder"]:
-        assert pd.isna(m.loc[c, "ror"]) and pd.isna(m.loc[c, "ror_ci_lower"]) and pd.isna(m.loc[c, "fisher_p"])
-    # BH over the two cohorts with a p-value
-    assert m["fisher_p"].notna().sum() == 2
+        assert pd.isna(m.loc[c, "ror"]) and pd.isna(m.loc[c, "ror_ci_lower"]) and m.loc[c, "fisher_p"] == 1.0
+    # BH over every cohort of the study
+    assert m["fisher_p"].notna().all()
+    q = multipletests(list(m["fisher_p"]), method="fdr_bh")[1]
+    assert list(m["fisher_q"]) == pytest.approx(list(q), rel=1e-12)
     assert m.loc["migraine", "fisher_q"] == pytest.approx(1.0)
 
     delta = wh.read(spark, "gold", "botox_depression/cohort_results").toPandas()

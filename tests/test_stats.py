@@ -81,7 +81,8 @@ def test_whole_zero_row_or_column_gives_null(t):
     r = stats.ror_ci(*t)
     assert (r.ror, r.ci_lower, r.ci_upper) == (None, None, None)
     assert r.haldane_corrected is False
-    assert stats.fisher_p(*t) is None
+    # study-spec §4: p = 1, as scipy's fisher_exact (and R's fisher.test) return it
+    assert stats.fisher_p(*t) == 1.0 == fisher_exact([[t[0], t[1]], [t[2], t[3]]])[1]
 
 
 @pytest.mark.parametrize("t", TABLES + ZERO_CELL_TABLES)
@@ -206,14 +207,15 @@ def test_cohort_statistics_table():
     assert list(out["cohort"]) == ["x", "empty", "zero_a", "y"]
     assert list(out[["a", "b", "c", "d"]].iloc[0]) == [10, 90, 20, 380]
     assert out.loc[0, "ror"] == pytest.approx(19 / 9)
-    assert math.isnan(out.loc[1, "ror"]) and math.isnan(out.loc[1, "fisher_p"])
-    assert math.isnan(out.loc[1, "fisher_q"])
+    # the empty cohort: no ROR, Fisher p = 1 (spec §4), and it counts in BH's m
+    assert math.isnan(out.loc[1, "ror"]) and out.loc[1, "fisher_p"] == 1.0
     assert not out.loc[1, "haldane_corrected"]
     assert out.loc[2, "haldane_corrected"]
-    ps = [fisher_exact(t)[1] for t in ([[10, 90], [20, 380]], [[0, 157], [40, 1134]],
+    ps = [fisher_exact(t)[1] for t in ([[10, 90], [20, 380]], [[0, 0], [0, 0]], [[0, 157], [40, 1134]],
                                        [[3, 1000], [150, 20000]])]
-    q = multipletests(ps, method="fdr_bh")[1]
-    assert list(out["fisher_q"].iloc[[0, 2, 3]]) == pytest.approx(list(q), rel=1e-12)
+    assert ps[1] == 1.0  # scipy's own answer for the degenerate table
+    q = multipletests(ps, method="fdr_bh")[1]  # statsmodels: BH over all four cohorts
+    assert list(out["fisher_q"]) == pytest.approx(list(q), rel=1e-12)
     assert out["exposed_reports"].dtype == np.int64
     assert out["haldane_corrected"].dtype == bool
 

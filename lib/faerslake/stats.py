@@ -83,16 +83,17 @@ def ror_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> RorResult:
     )
 
 
-def fisher_p(a: int, b: int, c: int, d: int) -> float | None:
+def fisher_p(a: int, b: int, c: int, d: int) -> float:
     """Two-sided Fisher exact p of the uncorrected table ``[[a, b], [c, d]]``.
 
-    None when a whole row or column is 0: only one table has those margins, so
-    there is no test (scipy would say 1.0), and such a cohort must not dilute
-    the Benjamini–Hochberg adjustment of the others.
+    A table with a whole row or column of zeros has p = 1 (study-spec §4): only
+    one table has those margins, and scipy's ``fisher_exact`` and R's
+    ``fisher.test`` both return 1 for it. Such a cohort takes part in the
+    Benjamini–Hochberg adjustment like every other.
     """
     _check_cells(a, b, c, d)
     if degenerate(a, b, c, d):
-        return None
+        return 1.0
     return float(fisher_exact([[a, b], [c, d]], alternative="two-sided")[1])
 
 
