@@ -389,6 +389,33 @@ def resolve_names(names: DataFrame, lexicon: DataFrame, parts_lexicon: DataFrame
     return single.unionByName(combo_hits)
 
 
+# Bracket texts that are not an ingredient (a form, a use, a class).
+NOT_INGREDIENTS: tuple[str, ...] = (
+    "CAPLET", "CAPLETS", "MIGRAINE", "ANTIRETROVIRALS", "VITAMINS", "VITAMINS NOS", "CONTINUING", "GENERIC",
+    "UNKNOWN", "UNSPECIFIED", "OTHER", "COMBINATIONS", "ALL OTHER THERAPEUTIC PRODUCTS", "NON-STEROIDAL",
+    "EXTRA STRENGTH", "CHILDREN", "CHILDRENS", "INFANT", "PEDIATRIC", "ADULT", "SUGAR FREE",
+)
+
+
+def part_as_ingredients(names: DataFrame) -> DataFrame:
+    """The last rule of step 2: a name written ``BRAND (INGREDIENT)``,
+    ``BRAND [INGREDIENT]`` or ``BRAND//INGREDIENT`` whose ingredient part no
+    lookup resolved is given that part itself, folded (split into a
+    combination on ``,`` ``;`` ``/`` `` AND `` `` W/ ``): AERS and WHO-DD
+    write the active ingredient there (``TETRACAINE (TETRACAINE)``,
+    ``MEICELIN (CEFMINOX)``). Each part must keep >= 4 letters after
+    strengths and form words are removed and must not be one of
+    :data:`NOT_INGREDIENTS` (``TYLENOL (CAPLET)`` stays unresolved here)."""
+    out = names.withColumn("_part", ingredient_part(clean_name("drugname_norm")))
+    out = out.where(F.col("_part").isNotNull()).withColumn("_split", F.split("_part", _COMBO_SPLIT))
+    out = out.withColumn("_bare", F.transform("_split", lambda p: bare_name(p)))
+    out = out.withColumn("_ings", F.transform("_bare", lambda p: fold_moiety(p)))
+    bad = _word_re(NOT_INGREDIENTS)
+    ok = F.forall("_ings", lambda p: p.isNotNull() & p.rlike("^[A-Z][A-Z0-9 .'-]*[A-Z]{4}") & ~p.rlike(bad))
+    return (out.where((F.size("_ings") >= 1) & ok)
+            .select("drugname_norm", F.array_sort(F.array_distinct("_ings")).alias("ingredients")))
+
+
 @dataclass(frozen=True)
 class Identity:
     """The outputs of :func:`resolve`: one row per drug row (``rows``: the
@@ -419,6 +446,9 @@ def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreeme
         both = cur.unionByName(corpus.join(cur.select("key"), "key", "left_anti"))
         cur_hits = resolve_names(rest, cur, both).withColumn("method", F.lit(CURATED))
         resolved = learned.unionByName(cur_hits)
+    # last: the name's own ingredient part, taken as it is written
+    rest = names.join(resolved.select("drugname_norm"), "drugname_norm", "left_anti")
+    resolved = resolved.unionByName(part_as_ingredients(rest).withColumn("method", F.lit(LEARNED)))
     by_name = resolved.select("drugname_norm", F.col("ingredients").alias("name_ings"), F.col("method").alias("m"))
     rows = (d.join(by_name, "drugname_norm", "left")
             .select("report_key", "quarter", "drug_seq", "role_cod", "drugname_norm",
