@@ -79,6 +79,7 @@ SALT_WORDS: tuple[str, ...] = (
     "CITRATE", "ACETATE", "DIACETATE", "LACTATE", "GLUCONATE", "GLUCEPTATE",
     "SULFATE", "SULPHATE", "BISULFATE", "HEMISULFATE", "PHOSPHATE", "DIPHOSPHATE", "NITRATE", "CARBONATE",
     "MALATE", "OXALATE", "PAMOATE", "EMBONATE", "STEARATE", "XINAFOATE", "HYCLATE", "LYSINATE",
+    "ASPARTATE", "SACCHARATE", "DITOSYLATE",
     # esters
     "PROPIONATE", "DIPROPIONATE", "VALERATE", "BUTYRATE", "FUROATE", "ENANTHATE", "ENANTATE", "CYPIONATE",
     "DECANOATE", "UNDECANOATE", "PALMITATE", "MOFETIL", "PIVOXIL", "AXETIL", "MEDOXOMIL", "CILEXETIL",
@@ -400,8 +401,9 @@ NOT_INGREDIENTS: tuple[str, ...] = (
 def part_as_ingredients(names: DataFrame) -> DataFrame:
     """The last rule of step 2: a name written ``BRAND (INGREDIENT)``,
     ``BRAND [INGREDIENT]`` or ``BRAND//INGREDIENT`` whose ingredient part no
-    lookup resolved is given that part itself, folded (split into a
-    combination on ``,`` ``;`` ``/`` `` AND `` `` W/ ``): AERS and WHO-DD
+    lookup resolved is given that part itself, folded, when it is one
+    ingredient (a part that reads as a combination is left: one misspelt
+    part would become a false ingredient): AERS and WHO-DD
     write the active ingredient there (``TETRACAINE (TETRACAINE)``,
     ``MEICELIN (CEFMINOX)``). Each part must keep >= 4 letters after
     strengths and form words are removed and must not be one of
@@ -412,7 +414,7 @@ def part_as_ingredients(names: DataFrame) -> DataFrame:
     out = out.withColumn("_ings", F.transform("_bare", lambda p: fold_moiety(p)))
     bad = _word_re(NOT_INGREDIENTS)
     ok = F.forall("_ings", lambda p: p.isNotNull() & p.rlike("^[A-Z][A-Z0-9 .'-]*[A-Z]{4}") & ~p.rlike(bad))
-    return (out.where((F.size("_ings") >= 1) & ok)
+    return (out.where((F.size("_ings") == 1) & ok)
             .select("drugname_norm", F.array_sort(F.array_distinct("_ings")).alias("ingredients")))
 
 
