@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-dedup", action="store_true", default=None,
                    help="also merge look-alike reports of different cases (docs/method.md §3; "
                    "default: build.strict_dedup of the settings, off)")
+    p.add_argument("--output", default=None,
+                   help="also write OUT/drug_identity.csv (drug rows resolved per method, per era and quarter, "
+                   "and the most frequent unresolved names)")
     _common(p)
 
     p = _sub(sub, "study", "silver -> gold: cohorts, statistics, report",
@@ -244,8 +247,12 @@ def cmd_ingest(args, cfg, record) -> int:
 def cmd_build(args, cfg, record) -> int:
     from faerslake.silver import build
 
+    if args.output and (Path(args.output).expanduser() / "drug_identity.csv").is_dir():
+        raise FaerslakeError(f"--output {args.output} holds a folder named drug_identity.csv, where the build "
+                             "writes that file: move the folder or pass another --output.")
     spark = _spark(cfg, "faerslake-build")
-    build(spark, args.warehouse, strict_dedup=resolve_strict_dedup(args.strict_dedup, None, cfg), cfg=cfg)
+    build(spark, args.warehouse, strict_dedup=resolve_strict_dedup(args.strict_dedup, None, cfg), cfg=cfg,
+          output=args.output)
     return 0
 
 
@@ -313,7 +320,7 @@ def _check_folders(args) -> None:
 
 
 # files `faerslake run` writes beside the study folder (faerslake.pipeline)
-RUN_FILES = ("ingest_audit.csv", "ingest_failures.csv", "dedup_summary.csv")
+RUN_FILES = ("ingest_audit.csv", "ingest_failures.csv", "dedup_summary.csv", "drug_identity.csv")
 
 
 def _check_output_names(output: str, study, run: bool) -> None:

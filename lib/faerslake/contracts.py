@@ -60,9 +60,14 @@ SILVER: dict[str, T.StructType] = {
     "drug_ingredients": schema(
         "report_key long, quarter string, drug_seq long, role_cod string, drugname_norm string, "
         "ingredient string, method string"),
+    # the name -> ingredient dictionary the build learned from prod_ai rows
+    # (ingredients '\\'-joined), and the resolution summary per method
+    # (level all / era / quarter / unresolved_name; OUT/drug_identity.csv)
+    "drug_dictionary": schema("name string, ingredients string, support long, agreement double"),
+    "drug_identity": schema("level string, key string, method string, drug_rows long, share double"),
     "build_state": schema(
         "built_at timestamp, strict_dedup boolean, bronze_versions string, silver_versions string, "
-        "seconds double"),
+        "seconds double, identity_settings string"),
 }
 
 # --------------------------------------------------------------------------- #

@@ -2,7 +2,8 @@
 
 Writes, beside the study folder ``OUT/<study>/``, ``OUT/ingest_audit.csv``
 (one row per table file of the quarters this run covers) and
-``OUT/dedup_summary.csv``; ``OUT/ingest_failures.csv`` lists the quarters
+``OUT/dedup_summary.csv`` and ``OUT/drug_identity.csv`` (drug rows resolved
+per method: docs/drug-identity.md); ``OUT/ingest_failures.csv`` lists the quarters
 whose source could not be used (unreadable or refused zip) and why. Each
 stage logs a progress line; ingest logs one per quarter.
 """
@@ -109,7 +110,7 @@ def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters
 
     t1 = time.time()
     say(f"[2/3] build silver (strict de-duplication {'on' if strict_dedup else 'off'})")
-    result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log)
+    result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log, output=output)
     summary = result.dedup_summary
     atomic_write_csv(out / "dedup_summary.csv", summary)
     kept = int(summary.loc[summary["scope"] == "all", "reports_kept"].iloc[0]) if len(summary) else 0

@@ -47,6 +47,22 @@ class BuildSettings:
 
 
 @dataclass(frozen=True)
+class IdentitySettings:
+    """Drug identity (silver/drug_ingredients, docs/drug-identity.md): a
+    drugname is given the ingredient set of its prod_ai rows when at least
+    ``min_support`` rows carry one and at least ``min_agreement`` of them (a
+    share, > 0.5) agree; ``curated`` applies the bundled brand / INN table."""
+
+    min_support: int = 1
+    min_agreement: float = 0.8
+    curated: bool = True
+
+    def fingerprint(self) -> str:
+        """The settings as build_state records them (a change rebuilds silver)."""
+        return f"min_support={self.min_support},min_agreement={self.min_agreement!r},curated={self.curated}"
+
+
+@dataclass(frozen=True)
 class TableSettings:
     """Where tables live: ``path`` (Delta folders under the warehouse) or
     ``catalog`` (``catalog.schema.table`` names, e.g. Unity Catalog)."""
@@ -64,6 +80,7 @@ class PipelineConfig:
     spark: SparkSettings = field(default_factory=SparkSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     build: BuildSettings = field(default_factory=BuildSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     tables: TableSettings = field(default_factory=TableSettings)
 
 
@@ -82,6 +99,12 @@ def load_pipeline_config(
     cfg = _build(PipelineConfig, data, "", src)
     if cfg.tables.mode not in ("path", "catalog"):
         raise ConfigError(f"{src}: key 'tables.mode' should be 'path' or 'catalog', got {short_repr(cfg.tables.mode)}")
+    if cfg.identity.min_support < 1:
+        raise ConfigError(f"{src}: key 'identity.min_support' should be a whole number >= 1, "
+                          f"got {short_repr(cfg.identity.min_support)}")
+    if not 0.5 < cfg.identity.min_agreement <= 1:
+        raise ConfigError(f"{src}: key 'identity.min_agreement' should be a share above 0.5 and at most 1, "
+                          f"got {short_repr(cfg.identity.min_agreement)}")
     if cfg.tables.mode == "catalog" and not cfg.tables.schema:
         raise ConfigError(f"{src}: key 'tables.schema' is required when tables.mode is 'catalog'")
     return cfg

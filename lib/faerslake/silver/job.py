@@ -25,13 +25,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from faerslake.config import PipelineConfig
+from faerslake.config import IdentitySettings, PipelineConfig
 from faerslake.contracts import SILVER, conform
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
 from faerslake.ingest.bronze import completed_cut
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
+from faerslake.silver import identity
 from faerslake.silver.children import CHILD_SPECS, CHILD_TABLES, silver_child
 from faerslake.silver.dedup import (
     KEPT,
@@ -46,7 +47,7 @@ from faerslake.tables import SILVER_STATS, WRITE_THREADS, Warehouse
 
 Log = Callable[[str], None]
 
-SILVER_TABLES = ["reports", *CHILD_TABLES, "report_status", "dedup_summary"]
+SILVER_TABLES = ["reports", *CHILD_TABLES, "report_status", "dedup_summary", *identity.IDENTITY_TABLES]
 _BRONZE_INPUTS = ["demo", "deleted_cases", *(s.bronze_table for s in CHILD_SPECS.values())]
 # the bronze cut a build records: its inputs, and what the study's report
 # shows beside them (the audit; the manifest is added by completed_cut)
@@ -67,6 +68,8 @@ class BuildResult:
     seconds: float = 0.0
     skipped: bool = False
     strict_dedup: bool = False
+    # the drug identity summary (OUT/drug_identity.csv's rows; identity.SUMMARY_COLUMNS)
+    identity: pd.DataFrame | None = None
 
 
 class Bronze(NamedTuple):
@@ -102,16 +105,20 @@ def _last_build(state: DataFrame):
     """The newest ``build_state`` row (strict_dedup, bronze_versions,
     silver_versions): the highest recorded ``reports`` version (every build
     writes it; versions only grow, clocks may not). One row per build: few."""
-    rows = state.select("strict_dedup", "bronze_versions", "silver_versions").collect()
+    settings = F.col("identity_settings") if "identity_settings" in state.columns else F.lit(None).cast("string")
+    rows = state.select("strict_dedup", "bronze_versions", "silver_versions", settings).collect()
     return max(rows, key=lambda r: json.loads(r[2] or "{}").get("reports") or -1) if rows else None
 
 
-def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool) -> bool:
+def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool,
+                identity_settings: str | None = None) -> bool:
     """True when the last finished build saw these bronze versions with this
-    strict setting, and no silver table has changed since (a build that died
-    half-way leaves some silver tables newer than the record: not up to date).
-    Only the bronze tables the record names are compared (a record of an
-    earlier faerslake names fewer)."""
+    strict setting (and, when given, these identity settings), and no silver
+    table has changed since (a build that died half-way leaves some silver
+    tables newer than the record: not up to date; a silver table of
+    SILVER_TABLES missing, e.g. silver/drug_ingredients in a lake built by an
+    earlier faerslake, is such a change). Only the bronze tables the record
+    names are compared (a record of an earlier faerslake names fewer)."""
     if not wh.exists(spark, "silver", "build_state"):
         return False
     state = wh.read(spark, "silver", "build_state")
@@ -120,10 +127,13 @@ def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool
     last = _last_build(state)
     if last is None or last[0] != strict:
         return False
+    if identity_settings is not None and last[3] != identity_settings:
+        return False
+    silver_now = _silver_versions(spark, wh)
     seen = json.loads(last[1])
     return (
         all(versions.get(t) == v for t, v in seen.items())
-        and json.loads(last[2]) == _silver_versions(spark, wh)
+        and json.loads(last[2]) == silver_now
     )
 
 
@@ -284,12 +294,55 @@ def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log)
     return rows
 
 
+def write_drug_identity(spark: SparkSession, wh: Warehouse, settings: IdentitySettings,
+                        log: Log) -> tuple[dict[str, int], pd.DataFrame]:
+    """Write ``drug_ingredients``, ``drug_dictionary`` and ``drug_identity``
+    from the silver/drugs just written (that version); the rows written and
+    the summary (:func:`identity.summary_frame`)."""
+    t = time.monotonic()
+    drugs, _ = wh.read_pinned(spark, "silver", "drugs")
+    ident = identity.resolve(spark, drugs, settings.min_support, settings.min_agreement, settings.curated)
+    dictionary = ident.dictionary.persist(StorageLevel.MEMORY_AND_DISK)
+    resolved = ident.rows.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        rows = {"drug_ingredients": _write_counted(spark, wh, identity.explode_ingredients(resolved),
+                                                   "drug_ingredients")}
+        rows["drug_dictionary"] = _write_counted(
+            spark, wh, dictionary.withColumn("ingredients", F.array_join("ingredients", "\\")), "drug_dictionary")
+        per_quarter, top = identity.summary_counts(resolved)
+    finally:
+        resolved.unpersist()
+        dictionary.unpersist()
+    summary = identity.summary_frame(per_quarter, top)
+    wh.write(spark.createDataFrame(summary.to_dict("records"), SILVER["drug_identity"]),
+             "silver", "drug_identity", overwriteSchema="true")
+    rows["drug_identity"] = len(summary)
+    log(f"silver: drug_ingredients: {rows['drug_ingredients']:,} rows, dictionary {rows['drug_dictionary']:,} "
+        f"names ({time.monotonic() - t:.1f} s)")
+    log(identity.resolved_line(summary))
+    return rows, summary
+
+
+def stored_identity(spark: SparkSession, wh: Warehouse) -> pd.DataFrame | None:
+    """The summary the last build stored (silver/drug_identity), in its order; None if absent."""
+    if not wh.exists(spark, "silver", "drug_identity"):
+        return None
+    stored = wh.read(spark, "silver", "drug_identity").collect()  # one row per quarter x method: small
+    per_quarter = [(r["key"], r["method"], int(r["drug_rows"])) for r in stored
+                   if r["level"] == "quarter" and r["drug_rows"]]
+    top = sorted(((r["key"], int(r["drug_rows"])) for r in stored if r["level"] == "unresolved_name"),
+                 key=lambda kv: (-kv[1], kv[0]))
+    return identity.summary_frame(per_quarter, top)
+
+
 def record_build_state(
-    spark: SparkSession, wh: Warehouse, versions: dict, strict_dedup: bool, seconds: float
+    spark: SparkSession, wh: Warehouse, versions: dict, strict_dedup: bool, seconds: float,
+    identity_settings: str | None = None,
 ) -> None:
     """Append this build to ``silver/build_state`` (what ``_up_to_date`` checks)."""
     state = [(datetime.now(timezone.utc), bool(strict_dedup), json.dumps(versions, sort_keys=True),
-              json.dumps(_silver_versions(spark, wh), sort_keys=True), seconds)]
+              json.dumps(_silver_versions(spark, wh), sort_keys=True), seconds,
+              identity_settings if identity_settings is not None else IdentitySettings().fingerprint())]
     wh.write(spark.createDataFrame(state, _STATE_SCHEMA), "silver", "build_state", mode="append",
              mergeSchema="true")
 
@@ -301,23 +354,34 @@ def build(
     cfg: PipelineConfig | None = None,
     log: Log | None = None,
     force: bool = False,
+    output: str | None = None,
 ) -> BuildResult:
     """Bronze -> ``WH/silver/*`` (reports, drugs, indications, reactions,
-    outcomes, therapies, report_sources, report_status, dedup_summary).
+    outcomes, therapies, report_sources, report_status, dedup_summary,
+    drug_ingredients, drug_dictionary, drug_identity).
+
+    ``output``: also write ``OUTPUT/drug_identity.csv`` (the stored summary
+    when the build is skipped).
 
     A full rebuild each time bronze changed (de-duplication is global); a
     no-op when no bronze table changed since the last build with the same
     ``strict_dedup`` (``force=True`` rebuilds anyway)."""
     log = sink(log, __name__)
     t0 = time.monotonic()
-    settings = (cfg or PipelineConfig()).tables
+    cfg = cfg or PipelineConfig()
+    settings = cfg.tables
     wh = Warehouse(warehouse, settings)
     with writer_lock(warehouse, "build", settings.lock_timeout_seconds, wh.by_catalog):
-        return _build(spark, wh, warehouse, strict_dedup, force, log, t0)
+        result = _build(spark, wh, warehouse, strict_dedup, force, log, t0, cfg.identity)
+    if output is not None and result.identity is not None:
+        path = identity.write_identity_csv(output, result.identity)
+        log(f"silver: drug identity summary written to {path}")
+    return result
 
 
 def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: bool, force: bool, log: Log,
-           t0: float) -> BuildResult:
+           t0: float, ident: IdentitySettings | None = None) -> BuildResult:
+    ident = ident or IdentitySettings()
     if not wh.exists(spark, "bronze", "demo"):
         raise InputError(
             f"no bronze DEMO table under {warehouse}: run 'faerslake ingest --warehouse {warehouse}' first."
@@ -328,10 +392,14 @@ def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: boo
         log(f"warning: silver: the bronze manifest under {warehouse} was written before faerslake recorded table "
             "versions in it, so an interrupted ingest cannot be told apart; building from the tables as they "
             "are (any ingest, e.g. 'faerslake ingest --force --quarters <one quarter>', records them)")
-    if not force and _up_to_date(spark, wh, versions, strict_dedup):
+    if not force and _up_to_date(spark, wh, versions, strict_dedup, ident.fingerprint()):
         log("silver: bronze unchanged since the last build; silver is up to date")
         summary = _stored_summary(spark, wh)
-        return BuildResult(summary, {}, time.monotonic() - t0, skipped=True, strict_dedup=strict_dedup)
+        stored = stored_identity(spark, wh)
+        if stored is not None:
+            log(identity.resolved_line(stored))
+        return BuildResult(summary, {}, time.monotonic() - t0, skipped=True, strict_dedup=strict_dedup,
+                           identity=stored)
 
     log(f"silver: reading bronze (Delta versions {versions})")
     bronze = read_bronze(spark, wh, log, versions)
@@ -339,8 +407,11 @@ def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: boo
     rows, summary = write_reports_and_status(spark, wh, status, log)
     checkpoint("build.after_reports")  # crash tests: reports written, children not
     rows.update(write_children(spark, wh, bronze, log))
+    identity_rows, identity_summary = write_drug_identity(spark, wh, ident, log)
+    rows.update(identity_rows)
 
     seconds = time.monotonic() - t0
-    record_build_state(spark, wh, versions, strict_dedup, seconds)
+    record_build_state(spark, wh, versions, strict_dedup, seconds, ident.fingerprint())
     log(f"silver: done in {seconds:.1f} s")
-    return BuildResult(summary, rows, seconds, skipped=False, strict_dedup=strict_dedup)
+    return BuildResult(summary, rows, seconds, skipped=False, strict_dedup=strict_dedup,
+                       identity=identity_summary)
