@@ -396,3 +396,37 @@ def test_mantel_haenszel_strata_from_reports(spark, study):
     # crude table pools every report, the lone 0-17 one too: a=4 b=5 c=3 d=11
     assert row["crude_ror"] == pytest.approx((4 / 5) / (3 / 11))
     assert mh.loc["cosmetic", "strata_used"] == 0 and pd.isna(mh.loc["cosmetic", "mh_ror"])
+
+
+def test_study_honours_its_strict_dedup_setting(spark, study_run, study, tmp_path):
+    """The study file's strict_dedup is honoured by 'faerslake study' as by 'run':
+    silver built without the strict pass (study_run's) is refused for a study
+    that asks for it, in one sentence saying what to run; run passes what it
+    built with, which then wins over the file."""
+    wh, _, _, _ = study_run
+    strict = dataclasses.replace(study, strict_dedup=True)
+    with pytest.raises(InputError, match=re.escape(
+            f"study {study.name} sets strict_dedup: true, but the last build under {wh.root} ran without the "
+            f"strict de-duplication pass: run 'faerslake build --warehouse {wh.root} --strict-dedup'")):
+        gold.run_study(spark, wh.root, strict, str(tmp_path / "out"), log=lambda m: None)
+    assert not (tmp_path / "out" / study.name).exists()
+    # the same file under 'run', which built without the strict pass (its --strict-dedup flag off)
+    res = gold.run_study(spark, wh.root, strict, str(tmp_path / "out"), log=lambda m: None, strict_dedup=False)
+    assert [tuple(r) for r in res[["cohort", "exposed_reports", "exposed_events", "control_reports",
+                                   "control_events"]].itertuples(index=False)] == EXPECTED_ROWS
+    # a study that leaves it to the settings reads any build; one that says false reads this one
+    for s in (dataclasses.replace(study, strict_dedup=None), dataclasses.replace(study, strict_dedup=False)):
+        gold.run_study(spark, wh.root, s, str(tmp_path / "out2"), log=lambda m: None)
+
+
+def test_check_strict_dedup_both_ways():
+    from faerslake.silver.job import SilverCut
+
+    study = load_study()
+    built_strict = SilverCut({}, {}, strict_dedup=True)
+    gold.check_strict_dedup(built_strict, True, study, "wh")
+    gold.check_strict_dedup(built_strict, None, study, "wh")
+    gold.check_strict_dedup(SilverCut({}, {}, strict_dedup=None), False, study, "wh")  # not recorded: accepted
+    with pytest.raises(InputError, match=r"sets strict_dedup: false, but the last build under wh ran the strict "
+                                         r"de-duplication pass: run 'faerslake build --warehouse wh' without"):
+        gold.check_strict_dedup(built_strict, False, study, "wh")

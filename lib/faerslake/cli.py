@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict-dedup", action="store_true", default=None,
                    help="also merge look-alike reports of different cases (docs/method.md §3; "
                    "default: build.strict_dedup of the settings, off)")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild silver even when bronze is unchanged since the last build")
     p.add_argument("--output", default=None,
                    help="also write OUT/drug_identity.csv (drug rows resolved per method, per era and quarter, "
                    "and the most frequent unresolved names)")
@@ -252,7 +254,7 @@ def cmd_build(args, cfg, record) -> int:
                              "writes that file: move the folder or pass another --output.")
     spark = _spark(cfg, "faerslake-build")
     build(spark, args.warehouse, strict_dedup=resolve_strict_dedup(args.strict_dedup, None, cfg), cfg=cfg,
-          output=args.output)
+          output=args.output, force=args.force)
     return 0
 
 

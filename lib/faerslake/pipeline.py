@@ -122,7 +122,7 @@ def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters
     t2 = time.time()
     say(f"[3/3] study {study.name}")
     results = study_stage(spark, warehouse, study, output, cfg, record, log=log,
-                          failed_quarters=ingested.quarters_failed)
+                          failed_quarters=ingested.quarters_failed, strict_dedup=strict_dedup)
     say(f"[3/3] study done ({time.time() - t2:.0f}s); outputs in {out / study.name}; "
         f"total {time.time() - t0:.0f}s")
     return results
@@ -130,13 +130,16 @@ def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters
 
 def study_stage(spark, warehouse: str, study: Study, output: str, cfg: PipelineConfig, record: RunRecord,
                 log: Callable[[str], None] | None = None,
-                failed_quarters: dict[str, str] | None = None) -> pd.DataFrame:
+                failed_quarters: dict[str, str] | None = None,
+                strict_dedup: bool | None = None) -> pd.DataFrame:
     """``run_study`` with its seconds, counts and gold table versions put in ``record``
-    (``faerslake study`` and the last stage of ``faerslake run``)."""
+    (``faerslake study`` and the last stage of ``faerslake run``, which passes
+    the ``strict_dedup`` it built with)."""
     from faerslake.gold import gold_tables, run_study
 
     t = time.time()
-    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log, failed_quarters=failed_quarters)
+    results = run_study(spark, warehouse, study, output, cfg=cfg, log=log, failed_quarters=failed_quarters,
+                        strict_dedup=strict_dedup)
     record.stage("study", time.time() - t, cohorts=len(results),
                  exposed_reports=int(results["exposed_reports"].sum()) if len(results) else 0,
                  control_reports=int(results["control_reports"].sum()) if len(results) else 0)

@@ -52,6 +52,7 @@ from faerslake.gold.job import (
     SENSITIVITY_COLUMNS,
     SENSITIVITY_MATCHERS,
     SENSITIVITY_SCHEMA,
+    check_strict_dedup,
     cohort_counts,
     gold_tables,
     matcher_sensitivity,
@@ -70,7 +71,7 @@ from faerslake.report.console import format_cohort_table, print_cohort_table
 __all__ = [
     "AGE_BANDS", "DRUG_INGREDIENT_COLUMNS", "KEYS", "MEMBER_COLUMNS", "MH_COLUMNS", "MH_SCHEMA", "MH_STRATA",
     "RESULT_SCHEMA", "SENSITIVITY_COLUMNS", "SENSITIVITY_MATCHERS", "SENSITIVITY_SCHEMA", "SILVER_COLUMNS",
-    "cohort_counts", "cohort_members", "cohort_terms", "contains_any", "drug_matches", "flag_drugs",
+    "check_strict_dedup", "cohort_counts", "cohort_members", "cohort_terms", "contains_any", "drug_matches", "flag_drugs",
     "format_cohort_table", "gold_tables", "ingredient_drugs", "is_exposure_drug", "mantel_haenszel_table",
     "matcher_members", "matcher_sensitivity", "members_under", "print_cohort_table", "run_study",
     "strata_counts", "with_strata",

@@ -286,25 +286,51 @@ def run_study(
     cfg: PipelineConfig | None = None,
     log: Callable[[str], None] | None = None,
     failed_quarters: dict[str, str] | None = None,
+    strict_dedup: bool | None = None,
 ) -> pd.DataFrame:
     """Silver -> gold for one study; returns the cohort results (pandas, one
     row per cohort in study order) and writes the tables, CSVs and report.
 
     ``failed_quarters`` (quarter -> reason: what this run's ingest could not
-    use) is listed in the report."""
+    use) is listed in the report. ``strict_dedup`` is the de-duplication the
+    study needs (default: the study file's ``strict_dedup``; ``run`` passes
+    what it built with): a silver built otherwise is refused
+    (:func:`check_strict_dedup`)."""
     log = sink(log, _LOGGER)
     settings = cfg.tables if cfg is not None else TableSettings()
     wh = Warehouse(warehouse, settings)
+    wanted = strict_dedup if strict_dedup is not None else study.strict_dedup
     with writer_lock(warehouse, "study", settings.lock_timeout_seconds, wh.by_catalog):
-        return _run_study(spark, wh, warehouse, study, output, log, failed_quarters)
+        return _run_study(spark, wh, warehouse, study, output, log, failed_quarters, wanted)
+
+
+def check_strict_dedup(cut: SilverCut, wanted: bool | None, study: Study, warehouse: str) -> None:
+    """Refuse (one sentence) a silver whose last build de-duplicated otherwise
+    than the study asks (``strict_dedup`` of its file): ``faerslake study``
+    reads silver as built, so it cannot honour the setting by itself, and
+    results under the wrong de-duplication would pass for the study's own.
+    ``wanted`` None (the study leaves it to the settings) accepts any build."""
+    if wanted is None or cut.strict_dedup is None or cut.strict_dedup == wanted:
+        return
+    if wanted:
+        raise InputError(
+            f"study {study.name} sets strict_dedup: true, but the last build under {warehouse} ran without the "
+            f"strict de-duplication pass: run 'faerslake build --warehouse {warehouse} --strict-dedup' (or "
+            "'faerslake run' with this study, which builds as it asks) first.")
+    raise InputError(
+        f"study {study.name} sets strict_dedup: false, but the last build under {warehouse} ran the strict "
+        f"de-duplication pass: run 'faerslake build --warehouse {warehouse}' without --strict-dedup (and "
+        "build.strict_dedup false), or 'faerslake run' with this study, first.")
 
 
 def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study, output: str,
-               log: Callable[[str], None], failed_quarters: dict[str, str] | None) -> pd.DataFrame:
+               log: Callable[[str], None], failed_quarters: dict[str, str] | None,
+               strict_dedup: bool | None = None) -> pd.DataFrame:
     out_dir = Path(output) / study.name
     clean_stale_folders(out_dir)  # a run killed between its two renames: its previous folder back first
 
     cut = completed_build(spark, wh, warehouse)
+    check_strict_dedup(cut, strict_dedup, study, warehouse)
     _warn_if_stale(spark, wh, cut, study, log)
     silver, versions = read_silver(spark, wh, cut)
     ingredients, sensitivity_note = _read_ingredients_for(spark, wh, warehouse, cut, study, log)

@@ -147,6 +147,8 @@ class SilverCut:
     silver: dict[str, int | None]
     bronze: dict[str, int | None]
     checked: bool = True
+    # whether that build ran the strict de-duplication pass (None: not recorded)
+    strict_dedup: bool | None = None
 
 
 def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> SilverCut:
@@ -183,7 +185,7 @@ def completed_build(spark: SparkSession, wh: Warehouse, warehouse: str) -> Silve
     if changed:
         raise InputError(f"silver {', '.join(changed)} changed after the last completed build: a build is "
                          f"running or was interrupted; wait for it to finish, or {run_build}.")
-    return SilverCut(pinned, bronze)
+    return SilverCut(pinned, bronze, strict_dedup=None if last[0] is None else bool(last[0]))
 
 
 def _stored_summary(spark: SparkSession, wh: Warehouse) -> pd.DataFrame:
