@@ -38,8 +38,14 @@ pytestmark = pytest.mark.faults
 REPO = Path(__file__).resolve().parents[1]
 CLI = [str(REPO / ".venv" / "bin" / "faerslake")] if (REPO / ".venv" / "bin" / "faerslake").exists() else [
     sys.executable, "-m", "faerslake.cli"]
+# A run here is a minute of a cold JVM on a few thousand rows: the client
+# compiler only and the serial collector (instead of the package's parallel
+# one) cut its CPU time by about a quarter (one `faerslake run` of this source:
+# 133 s -> 90-104 s of CPU, wall 126-202 s -> 92-131 s on a loaded machine).
+JVM_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 SPARK_ARGS = ["--set", "spark.shuffle_partitions=2", "--set", "spark.master=local[2]",
-              "--set", "spark.driver_memory=1g"]
+              "--set", "spark.driver_memory=1g",
+              "--set", f'spark.conf={{spark.driver.extraJavaOptions: "{JVM_OPTIONS}"}}']
 QUARTERS = ["2012Q3", "2012Q4"]  # the last legacy and the first FAERS quarter
 VOLATILE_COLUMNS = {"ingested_at", "built_at", "seconds", "bronze_versions"}
 VOLATILE_TABLES = {"silver/build_state"}  # when and how long: differs by nature
