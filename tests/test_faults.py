@@ -16,6 +16,12 @@ zips), with ``spark.master=local[2]`` and two shuffle partitions.
   java process of a killed run outlives it;
 - two ``ingest`` runs of different quarters at once both succeed; two of the
   same quarter at once leave one consistent copy.
+
+Time: the reference run, the re-run and the concurrent ingests run in a
+second lane (a thread) while the kill chain runs, and every CLI run's JVM uses
+the client compiler and the serial collector (``JVM_OPTIONS``): the module
+took 1221 s before, 802 s after (both on the 2-core machine with other
+helpers' tests running, load average 6-11).
 """
 
 from __future__ import annotations
