@@ -19,7 +19,7 @@ def spark(tmp_path_factory):
     wh = tmp_path_factory.mktemp("spark-warehouse")
     session = get_spark(
         "faerslake-tests",
-        SparkSettings(master="local[2]", driver_memory="2g", shuffle_partitions=2),
+        SparkSettings(master="local[2]", driver_memory="4g", shuffle_partitions=2),
         extra_conf={
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(wh),
