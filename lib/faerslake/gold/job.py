@@ -125,13 +125,10 @@ def read_drug_ingredients(spark: SparkSession, wh: Warehouse,
                           cut: SilverCut) -> tuple[DataFrame | None, int | None]:
     """``silver/drug_ingredients`` at the version the last completed build left
     it (``cut``), and that version; ``(None, None)`` when the warehouse has no
-    such table (built by a faerslake before the ingredient step). A cut whose
-    build did not record the table (the build's table list lacks it) reads
-    its current version."""
-    if "drug_ingredients" in cut.silver:
-        v = cut.silver["drug_ingredients"]
-    else:
-        v = wh.version(spark, "silver", "drug_ingredients")
+    such table (built by a faerslake before the ingredient step). The cut
+    names every table of ``SILVER_TABLES``, this one included, so the study
+    never reads a version of it another build left."""
+    v = cut.silver.get("drug_ingredients")
     if v is None:
         return None, None
     df = wh.read_at(spark, "silver", "drug_ingredients", v)

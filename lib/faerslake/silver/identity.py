@@ -45,6 +45,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from faerslake.files import atomic_write_csv
+from faerslake.normalise import _c
 from faerslake.quarters import era_of, quarter_sort_key
 
 PROD_AI = "prod_ai"
@@ -130,10 +131,6 @@ _MINERAL_RE = _word_re(MINERAL_WORDS)
 def _squash(col: Column) -> Column:
     """Collapse white space, trim; empty -> null (the text evaluated once)."""
     return F.nullif(F.trim(F.regexp_replace(col, r"\s+", " ")), F.lit(""))
-
-
-def _c(col: str | Column) -> Column:
-    return F.col(col) if isinstance(col, str) else col
 
 
 def fold_moiety(col: str | Column) -> Column:
@@ -236,11 +233,6 @@ def with_name_candidates(df: DataFrame, col: str = "drugname_norm") -> DataFrame
     keys = F.filter(F.array_distinct(F.concat("_base", "_folded", "_latin")), lambda k: k.isNotNull())
     out = out.withColumn("candidates", F.transform(keys, lambda k, i: F.struct(i.alias("rank"), k.alias("key"))))
     return out.drop(*_KEYS, "_base", "_folded", "_latin")
-
-
-def name_candidates(df: DataFrame, col: str = "drugname_norm") -> DataFrame:
-    """Alias of :func:`with_name_candidates`."""
-    return with_name_candidates(df, col)
 
 
 def with_combination_parts(df: DataFrame, col: str = "drugname_norm") -> DataFrame:
