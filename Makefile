@@ -26,10 +26,12 @@ $(DELTA_JAR): | $(VENV)/.installed
 doctor: install
 	$(VENV)/bin/faerslake doctor
 
-# The whole pipeline on a bundled synthetic sample of both eras.
+# The whole pipeline on a bundled synthetic sample of both eras, then the default
+# signal screen (every drug against every reaction PT) with its top 10 signals.
 run: install
 	@test -f $(SAMPLE)/.done || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 && touch $(SAMPLE)/.done)
 	$(VENV)/bin/faerslake run --source $(SAMPLE) --warehouse $(WH) --output $(OUT)
+	$(VENV)/bin/faerslake screen --warehouse $(WH) --output $(OUT) --top 10
 
 test: install
 	$(PY) -m pytest -q tests

@@ -30,6 +30,8 @@ setup(
         "scipy>=1.11",
         "matplotlib>=3.8",
         "PyYAML>=6.0",
+        # Arrow batches for the screen's special functions (mapInPandas); Spark 4.2 needs >= 18
+        "pyarrow>=18",
     ],
     extras_require={
         "spark": SPARK,

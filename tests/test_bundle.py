@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUNDLE = yaml.safe_load((REPO / "databricks.yml").read_text())
 STUDY_YAML = REPO / "conf" / "studies" / "botox_depression.yaml"
 PACKAGED_STUDY = REPO / "lib" / "faerslake" / "resources" / "botox_depression.yaml"
-STAGES = ["download", "ingest", "build", "study"]
+STAGES = ["download", "ingest", "build", "study", "screen"]
 WIDGET = re.compile(r"dbutils\.widgets\.(?:text|dropdown)\(\s*\"(\w+)\"")
 
 
@@ -111,7 +111,7 @@ def test_pipeline_job_runs_the_stages_in_order():
 def test_wheel_tasks_call_the_console_script_with_arguments_it_accepts():
     scripts = console_scripts()
     wheel_tasks = [t for job in jobs().values() for t in job["tasks"] if "python_wheel_task" in t]
-    assert len(wheel_tasks) == 5  # the pipeline's four stages and the notebooks job's download
+    assert len(wheel_tasks) == 6  # the pipeline's five stages and the notebooks job's download
     for task in wheel_tasks:
         pwt = task["python_wheel_task"]
         assert pwt["package_name"] == setup_kwarg("name") == "faerslake"
@@ -128,7 +128,7 @@ def test_wheel_tasks_call_the_console_script_with_arguments_it_accepts():
             assert args.warehouse == "/Volumes/main/faers/work"
         if args.command in ("download", "ingest"):
             assert quarter_range(args.quarters)[0] == "2004Q1"
-        if args.command == "study":
+        if args.command in ("study", "screen"):
             assert args.output == "/Volumes/main/faers/output"
 
 
@@ -146,7 +146,7 @@ def test_notebook_tasks_pass_only_widgets_the_notebooks_declare():
         params = set(nt["base_parameters"])
         assert params <= widgets, f"{path.name}: {params - widgets} are not widgets"
         assert nt["base_parameters"]["table_mode"] == "catalog"
-    assert paths == ["01_ingest.py", "02_build.py", "03_study.py"]
+    assert paths == ["01_ingest.py", "02_build.py", "03_study.py", "05_screen.py"]
 
 
 def test_bundle_volumes_are_the_paths_the_tasks_use():
@@ -167,6 +167,9 @@ def test_bundle_volumes_are_the_paths_the_tasks_use():
 def test_packaged_defaults_are_the_conf_files():
     # the wheel's default study is a copy of conf/'s; they must never drift apart
     assert PACKAGED_STUDY.read_bytes() == STUDY_YAML.read_bytes()
+    # ... and the default screen
+    assert ((REPO / "lib/faerslake/resources/all_drugs.yaml").read_bytes()
+            == (REPO / "conf/screens/all_drugs.yaml").read_bytes())
     # without conf/pipeline.yaml (a wheel, a zip) the built-in defaults apply: the same settings
     assert load_pipeline_config(REPO / "conf" / "pipeline.yaml") == PipelineConfig()
 

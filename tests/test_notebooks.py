@@ -24,7 +24,7 @@ from faerslake.tables import Warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-ORDER = ["01_ingest", "02_build", "03_study", "04_explore"]
+ORDER = ["01_ingest", "02_build", "03_study", "04_explore", "05_screen"]
 HEADER = "# Databricks notebook source\n"
 SEPARATOR = re.compile(r"\n+# COMMAND ----------\n+")
 STUDY = "botox_depression"
@@ -95,7 +95,9 @@ def run_notebook(name: str, spark, values: dict[str, str]) -> dict:
     """Execute one notebook's code cells in order; return its globals."""
     path = NOTEBOOKS / f"{name}.py"
     dbutils = DBUtils(values)
-    ns = {"__name__": "__main__", "spark": spark, "dbutils": dbutils, "display": Display()}
+    shown = Display()
+    ns = {"__name__": "__main__", "spark": spark, "dbutils": dbutils, "display": shown,
+          "displayHTML": lambda page: shown.shown.append(("html", page))}
     for i, (kind, src) in enumerate(notebook_cells(path)):
         if kind == "python":
             exec(compile(src, f"{path}#cell{i + 1}", "exec"), ns)
@@ -136,6 +138,7 @@ def notebook_run(spark, archive, tmp_path_factory) -> dict:
         "02_build": dict(common),
         "03_study": {**common, "output": out},
         "04_explore": {**common, "cohort": cohort, "top_n": "5"},
+        "05_screen": {**common, "output": out, "roles": "PS,SS", "top_n": "7"},
     }
     # faerslake must take the notebook's session: record any attempt to build one
     built = []
@@ -236,6 +239,20 @@ def test_notebook_study_results_are_the_truths(notebook_run):
         assert (notebook_run["out"] / STUDY / f).stat().st_size > 0, f
     shown = notebook_run["ns"]["03_study"]["display"].shown
     assert any(isinstance(o, pd.DataFrame) and list(o["cohort"]) == truth["cohort_order"] for o in shown)
+
+
+def test_notebook_screen_writes_the_catalog_table_and_shows_the_report(spark, notebook_run):
+    ns, wh = notebook_run["ns"]["05_screen"], notebook_run["wh"]
+    result = ns["result"]
+    assert result.drug_key == "ingredient" and ns["screen"].roles == ["PS", "SS"]
+    table = wh.read(spark, "gold", "screen_all_drugs/signals")  # gold_screen_all_drugs_signals
+    assert table.count() == result.pairs > 0
+    shown = ns["display"].shown
+    top = next(o for o in shown if isinstance(o, pd.DataFrame))
+    assert len(top) == min(7, len(result.top)) and list(top["eb05"]) == sorted(top["eb05"], reverse=True)
+    page = next(o[1] for o in shown if isinstance(o, tuple) and o[0] == "html")
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    assert (notebook_run["out"] / "screen_all_drugs" / "signals.csv").is_file()
 
 
 def test_explore_counts_are_the_cohorts_2x2(spark, notebook_run):

@@ -164,6 +164,25 @@ def build_parser() -> argparse.ArgumentParser:
                    "strict_dedup, else build.strict_dedup of the settings, off)")
     _common(p)
 
+    p = _sub(sub, "screen", "silver -> every drug–event pair: ROR, PRR, IC, EBGM (a signal screen)",
+             "faerslake screen --warehouse wh --output out --roles PS,SS --period 2004Q1:2019Q4")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
+    p.add_argument("--output", required=True, help="folder for OUT/screen_<name>/ (signals.csv, prior.json, report)")
+    p.add_argument("--screen", default=None, metavar="YAML",
+                   help="screen file (default: the bundled all_drugs screen, conf/screens/all_drugs.yaml)")
+    p.add_argument("--by", default=None, choices=["auto", "drugname", "prod_ai", "ingredient"],
+                   help="drug key (default: the screen file's; auto = ingredient when the build resolved them)")
+    p.add_argument("--roles", default=None, metavar="CODES",
+                   help="count only drug rows with these role codes, e.g. PS,SS ('all': every role)")
+    p.add_argument("--period", default=None, help="only reports of these quarters, e.g. 2004Q1:2019Q4")
+    p.add_argument("--stratify", default=None, metavar="STRATA",
+                   help="expected counts summed over strata: any of sex,age_band,year ('' for none)")
+    p.add_argument("--name", default=None, help="name of the screen's outputs (default: the screen file's)")
+    p.add_argument("--study", default=None, metavar="YAML",
+                   help="study whose exposure the picture highlights (default: the bundled botox_depression study)")
+    p.add_argument("--top", type=int, default=10, help="signals printed at the end")
+    _common(p)
+
     p = _sub(sub, "doctor", "check Java, Spark, Delta and a Delta round trip", "faerslake doctor")
     p.add_argument("--warehouse", default=None,
                    help="where to write the test table (default: a temporary folder)")
@@ -284,6 +303,28 @@ def cmd_run(args, cfg, record) -> int:
     return _report_failures(record.failed_quarters)
 
 
+def cmd_screen(args, cfg, record) -> int:
+    import time
+
+    from faerslake.config import load_screen, override_screen
+    from faerslake.screen import print_top_signals, run_screen
+
+    screen = override_screen(load_screen(args.screen, tables=cfg.tables), cfg.tables, by=args.by, roles=args.roles,
+                             period=args.period, stratify=args.stratify, name=args.name)
+    study = load_study(args.study or default_study_path(), tables=cfg.tables)
+    target = Path(args.output).expanduser() / f"screen_{screen.name}"
+    if target.exists() and not target.is_dir():
+        raise FaerslakeError(f"--output {args.output} holds a file named {target.name}, where the screen's results "
+                             "folder goes: move that file or pass another --output.")
+    spark = _spark(cfg, "faerslake-screen")
+    t = time.time()
+    result = run_screen(spark, args.warehouse, screen, args.output, cfg=cfg, study=study)
+    record.stage("screen", time.time() - t, reports=result.n_reports, pairs=result.pairs,
+                 pairs_in_csv=result.pairs_in_csv, prior_converged=result.prior.converged)
+    print_top_signals(result, args.top)
+    return 0
+
+
 # the folder options faerslake writes with the local file system (pathlib), not Spark
 LOCAL_FOLDERS = {"output": "its outputs (CSVs, report, run.json)", "dest": "the zips or quarters it makes"}
 
@@ -351,8 +392,9 @@ COMMANDS = {
     "build": cmd_build,
     "study": cmd_study,
     "run": cmd_run,
+    "screen": cmd_screen,
 }
-WRITES_RUN_JSON = ("run", "study")  # the commands with an --output folder
+WRITES_RUN_JSON = ("run", "study", "screen")  # the commands with an --output folder
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str], tolerant: bool):

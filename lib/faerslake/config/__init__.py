@@ -24,6 +24,7 @@ from faerslake.config.pipeline import (
     load_pipeline_config,
     table_overrides,
 )
+from faerslake.config.screen import DRUG_KEYS, STRATA, Screen, default_screen_path, load_screen, override_screen
 from faerslake.config.study import (
     MATCHERS,
     Cohort,
@@ -38,6 +39,7 @@ from faerslake.config.study import (
 from faerslake.config.typed_yaml import _build, _convert, _read_yaml, _type_name, apply_overrides
 
 __all__ = [
+    "DRUG_KEYS", "STRATA", "Screen", "default_screen_path", "load_screen", "override_screen",
     "DEFAULT_PIPELINE_CONF",
     "MATCHERS",
     "REPO_ROOT",

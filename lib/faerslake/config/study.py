@@ -25,14 +25,20 @@ from faerslake.errors import ConfigError
 @functools.lru_cache(maxsize=1)
 def default_study_path() -> Path:
     """``conf/studies/botox_depression.yaml`` of a checkout, else the copy shipped
-    as package data (installed wheel, Databricks; a ``--py-files`` zip, whose copy
-    is written once to a temp folder because a file inside a zip has no path)."""
-    in_repo = REPO_ROOT / "conf" / "studies" / "botox_depression.yaml"
+    as package data (:func:`bundled_file`)."""
+    return bundled_file("studies", "botox_depression.yaml")
+
+
+def bundled_file(conf_dir: str, name: str) -> Path:
+    """``conf/<conf_dir>/<name>`` of a checkout, else the copy shipped as package
+    data (installed wheel, Databricks; a ``--py-files`` zip, whose copy is
+    written once to a temp folder because a file inside a zip has no path)."""
+    in_repo = REPO_ROOT / "conf" / conf_dir / name
     if in_repo.exists():
         return in_repo
     from importlib.resources import files
 
-    packaged = files("faerslake") / "resources" / "botox_depression.yaml"
+    packaged = files("faerslake") / "resources" / name
     if isinstance(packaged, Path):
         return packaged
     data = packaged.read_bytes()

@@ -7,7 +7,7 @@ The strata counts are a few hundred rows at most; they come to the driver and
 from __future__ import annotations
 
 import pandas as pd
-from pyspark.sql import DataFrame, Row
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from faerslake import stats
@@ -22,18 +22,29 @@ MH_STRATA = "sex, age band, era"
 AGE_BANDS = [(18, "0-17"), (45, "18-44"), (65, "45-64"), (None, "65+")]
 
 
-def with_strata(members: DataFrame, reports: DataFrame) -> DataFrame:
-    """Members with the MH strata: sex (M/F/U), age band, era."""
+def sex_stratum() -> Column:
+    """Column: the report's sex as a stratum, M, F or U (anything else)."""
     sex = clean_code("sex")
+    return F.when(sex.isin("M", "F"), sex).otherwise(F.lit("U"))
+
+
+def age_band() -> Column:
+    """Column: the report's age band (:data:`AGE_BANDS`, ``unknown`` when age
+    is missing or negative)."""
     age = F.col("age_years")
     band = F.when(age.isNull() | (age < 0), F.lit("unknown"))
     for upper, label in AGE_BANDS:
         band = band.otherwise(F.lit(label)) if upper is None else band.when(age < upper, F.lit(label))
+    return band
+
+
+def with_strata(members: DataFrame, reports: DataFrame) -> DataFrame:
+    """Members with the MH strata: sex (M/F/U), age band, era."""
     return members.join(
         reports.select(
             *KEYS,
-            F.when(sex.isin("M", "F"), sex).otherwise(F.lit("U")).alias("sex_stratum"),
-            band.alias("age_band"),
+            sex_stratum().alias("sex_stratum"),
+            age_band().alias("age_band"),
             F.coalesce(F.col("era"), F.lit("unknown")).alias("era_stratum"),
         ),
         KEYS,
