@@ -39,6 +39,12 @@ def ref_log_f(a, e, theta):
                       np.log1p(-p) + nbinom.logpmf(a, a2, b2 / (b2 + e))], axis=0)
 
 
+def ref_pmf(k, e, theta):
+    """The mixture pmf at k, from scipy.stats.nbinom pmfs."""
+    a1, b1, a2, b2, p = theta
+    return p * nbinom.pmf(k, a1, b1 / (b1 + e)) + (1 - p) * nbinom.pmf(k, a2, b2 / (b2 + e))
+
+
 def ref_nll(theta, a, e, w=None, n_star=1):
     """−Σ w log(f(a) / P(a >= N*)), P(a >= N*) from nbinom.sf."""
     a1, b1, a2, b2, p = theta
@@ -182,11 +188,11 @@ def test_likelihood_matches_nbinom_for_n_star_1_and_2():
     for n_star in (1, 2):
         ll = mgps.pair_log_likelihood(a, e, CAERS_THETA, n_star=n_star)
         a1, b1, a2, b2, p = CAERS_THETA
-        f = lambda k: (p * nbinom.pmf(k, a1, b1 / (b1 + e)) + (1 - p) * nbinom.pmf(k, a2, b2 / (b2 + e)))  # noqa: E731
-        below = sum(f(k) for k in range(n_star))  # F(N*−1) as a sum of pmfs
+        f_a = ref_pmf(a, e, CAERS_THETA)
+        below = sum(ref_pmf(k, e, CAERS_THETA) for k in range(n_star))  # F(N*−1) as a sum of pmfs
         # 1 − F(N*−1) written as a difference loses digits when E is small (F(0) ≈ 1 at E = 1e-3):
         # mgps agrees with a 60-digit evaluation there to 5e-13, with this form to 4e-8
-        np.testing.assert_allclose(ll, np.log(f(a)) - np.log1p(-below), rtol=1e-7)
+        np.testing.assert_allclose(ll, np.log(f_a) - np.log1p(-below), rtol=1e-7)
         surv = p * nbinom.sf(n_star - 1, a1, b1 / (b1 + e)) + (1 - p) * nbinom.sf(n_star - 1, a2, b2 / (b2 + e))
         np.testing.assert_allclose(ll, ref_log_f(a, e, CAERS_THETA) - np.log(surv), rtol=1e-10)
         assert mgps.neg_log_likelihood(CAERS_THETA, a, e, n_star=n_star) == pytest.approx(
