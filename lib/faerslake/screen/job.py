@@ -154,6 +154,10 @@ def fit_on_squashed(pairs: DataFrame, screen: Screen, log: Callable[[str], None]
                          "ll double, n long")
             .agg(F.sum("ll").alias("ll"), F.sum("n").alias("n")).first())
     assert sums is not None  # an aggregate without grouping has one row
+    if not prior.converged:
+        log(f"warning: screen {screen.name}: the prior's best fit was not confirmed by a second start (prior.json "
+            "says converged: false); EBGM, EB05 and EB95 use it, but compare them with another screen before "
+            "relying on their exact values")
     return replace(prior, neg_log_likelihood=-float(sums["ll"]), pairs=int(sums["n"]))
 
 
