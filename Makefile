@@ -26,9 +26,10 @@ $(DELTA_JAR): | $(VENV)/.installed
 doctor: install
 	$(VENV)/bin/faerslake doctor
 
-# The whole pipeline on a bundled synthetic sample of both eras.
+# The whole pipeline on a bundled synthetic sample of both eras, with 20 planted
+# screen signals (.done-signals: a sample cached before --signals is regenerated).
 run: install
-	@test -f $(SAMPLE)/.done || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 && touch $(SAMPLE)/.done)
+	@test -f $(SAMPLE)/.done-signals || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 --signals 20 && touch $(SAMPLE)/.done-signals)
 	$(VENV)/bin/faerslake run --source $(SAMPLE) --warehouse $(WH) --output $(OUT)
 
 test: install
