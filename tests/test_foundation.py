@@ -218,7 +218,8 @@ def test_every_option_has_help_defaults_shown_and_an_example(capsys):
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert sorted(sub.choices) == ["build", "doctor", "download", "generate", "ingest", "run", "study"]
+    assert sorted(sub.choices) == ["build", "doctor", "download", "generate", "ingest", "run", "screen",
+                                  "study"]
     for name, p in sub.choices.items():
         for action in p._actions:
             assert action.help, (name, action.dest)
@@ -230,6 +231,7 @@ def test_every_option_has_help_defaults_shown_and_an_example(capsys):
 
     assert "(default: 5000)" in flat("generate") and "(default: 20200101)" in flat("generate")
     assert "(default: 5)" in flat("download")
+    assert "(default: 10)" in flat("screen") and "--stratify STRATA" in flat("screen")
     assert not any("(default: None)" in flat(n) or "(default: False)" in flat(n) for n in sub.choices)
 
 

@@ -37,7 +37,7 @@ def screen_plot_png(ctx: Any) -> bytes:
         x = 10 ** ((grid["x"].to_numpy() + 0.5) / g)
         y = 10 ** ((grid["y"].to_numpy() + 0.5) / g)
         n = grid["pairs"].to_numpy().astype(float)
-        sc = ax.scatter(x, y, c=np.log10(n), s=6, marker="s", cmap="Greys", vmin=-0.3, linewidths=0,
+        sc = ax.scatter(x, y, c=np.log10(n), s=6, marker="s", cmap="Greys", vmin=-1.0, linewidths=0,
                         label="all pairs (grey: log10 pairs per cell)")
         fig.colorbar(sc, ax=ax, label="log10 pairs per cell")
     hl = ctx.highlight

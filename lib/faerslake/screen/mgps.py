@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -59,10 +59,17 @@ DEFAULT_STARTS: tuple[tuple[float, float, float, float, float], ...] = (
     (1.0, 0.1, 1.0, 1.0, 0.05),
     (2.0, 0.5, 0.5, 0.5, 0.1),
     (0.05, 0.01, 3.0, 2.0, 0.02),
+    # near a point mass at 1 (pairs reported as predicted) beside a signal component
+    (5000.0, 5000.0, 3.0, 1.0, 0.95),
+    (3000.0, 3000.0, 1.0, 0.2, 0.99),
 )
 # Bounds of the fit: every shape and rate in [1e-5, 1e4], P in [1e-6, 1 − 1e-6].
 PARAM_BOUNDS = (1e-5, 1e4)
 P_BOUNDS = (1e-6, 1 - 1e-6)
+# a fit ending at a bound is accepted when the prior means alpha/beta lie here
+MEAN_BOUNDS = (1e-3, 1e3)
+# ... for the components of at least this weight (P or 1 - P)
+MINOR_WEIGHT = 0.05
 # A start converged when L-BFGS-B says so, the largest projected gradient of
 # the mean negative log-likelihood per unit weight (in log α, log β, logit P)
 # is at most GRADIENT_TOL, and no parameter is within BOUND_TOL (in those
@@ -110,10 +117,10 @@ class Prior:
     optimizer: str = ""
     iterations: int = 0
     starts: int = 0
-    # the shapes fitted at a bound of PARAM_BOUNDS: the maximum is on the boundary,
-    # where that component is in effect a log-series distribution (lower) or a
-    # point mass at alpha/beta (upper) -- see _Start.blocking_bounds
-    shapes_at_bound: str = ""
+    # the parameters fitted at a bound (PARAM_BOUNDS / P_BOUNDS), comma-separated:
+    # the maximum is on the boundary, e.g. a component that is a point mass at
+    # alpha/beta (see _Start.blocking_bounds)
+    at_bound: str = ""
 
     def theta(self) -> tuple[float, float, float, float, float]:
         return (self.alpha1, self.beta1, self.alpha2, self.beta2, self.p)
@@ -331,16 +338,23 @@ class _Start:
 
     @property
     def blocking_bounds(self) -> list[str]:
-        """The bounds reached that make the optimum degenerate: every bound
-        but a shape α at either of its bounds. There the likelihood has a
-        finite limit — at the lower bound the component is in effect a
-        log-series distribution (the likelihood is truncated at N* >= 1), at
-        the upper bound, with its rate inside the box, a point mass at α/β
-        (a Poisson component) — so the maximum on the boundary is a true
-        constrained maximum, not a runaway."""
-        return [n for n in self.at_bound if n not in self.shape_limits]
-
-    shape_limits: list[str] = field(default_factory=list)
+        """The bounds reached that make the optimum a runaway rather than a
+        limit the model holds. A parameter at a bound is accepted when both
+        components' prior means α/β stay inside :data:`MEAN_BOUNDS`: the
+        likelihood then has a finite limit there — a shape at its upper bound
+        (or its rate, beside a large shape) is a point mass at α/β, a Poisson
+        component; P at a bound is one gamma — and the maximum on the boundary
+        is a true constrained maximum. A component of weight below
+        :data:`MINOR_WEIGHT` may run off anywhere (it barely moves the
+        likelihood: its parameters are not identified, as in a lake of null
+        pairs). A mean of a weightier component running off to 0 or infinity
+        (every pair a = 1, say) is a runaway: all the bounds reached block."""
+        if not self.at_bound:
+            return []
+        a1, b1, a2, b2, p = self.theta
+        lo, hi = MEAN_BOUNDS
+        weighty = [m for m, share in ((a1 / b1, p), (a2 / b2, 1 - p)) if share >= MINOR_WEIGHT]
+        return [] if all(lo <= m <= hi for m in weighty) else list(self.at_bound)
 
     @property
     def converged(self) -> bool:
@@ -373,14 +387,8 @@ def _run_start(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], star
     pg = np.where((x >= _UPPER - BOUND_TOL) & (pg < 0), 0.0, pg)
     at_bound = [n for n, v, lo, hi in zip(_NAMES, x, _LOWER, _UPPER, strict=True)
                 if v <= lo + BOUND_TOL or v >= hi - BOUND_TOL]
-    # a shape at either bound; and a rate at its upper bound beside its shape at
-    # the upper bound (the point mass α/β, with a mean below 1, needs β -> ∞ too)
-    limits = [n for n in at_bound if n.startswith("alpha")]
-    limits += [f"beta{i}" for i in "12" if f"alpha{i}" in at_bound and f"beta{i}" in at_bound
-               and x[_NAMES.index(f"alpha{i}")] >= _UPPER[0] - BOUND_TOL
-               and x[_NAMES.index(f"beta{i}")] >= _UPPER[1] - BOUND_TOL]
     return _Start(theta=_from_x(x), nll=f * total, success=bool(res.success), gradient=float(np.max(np.abs(pg))),
-                  at_bound=at_bound, iterations=int(res.nit), message=str(res.message), shape_limits=limits)
+                  at_bound=at_bound, iterations=int(res.nit), message=str(res.message))
 
 
 def fit_prior(a: ArrayLike, e: ArrayLike, w: ArrayLike | None, n_star: int = 1,
@@ -442,10 +450,11 @@ def fit_prior(a: ArrayLike, e: ArrayLike, w: ArrayLike | None, n_star: int = 1,
     best = good[0]
     confirmed = len(good) > 1 and abs(good[1].nll - best.nll) <= AGREEMENT_RTOL * max(abs(best.nll), 1.0)
     theta = _canonical(best.theta)
-    lo, hi = PARAM_BOUNDS
-    limits = ",".join(n for n, v in zip(("alpha1", "alpha2"), (theta[0], theta[2]), strict=True)
-                      if v <= lo * (1 + 1e-3) or v >= hi * (1 - 1e-3))
-    return Prior(*theta, shapes_at_bound=limits, n_star=n_star, points=int(a_.size), pairs=int(round(total)),
+    # the names at a bound, after the canonical swap (component 1: the larger mean)
+    swapped = theta != best.theta
+    rename = {"alpha1": "alpha2", "beta1": "beta2", "alpha2": "alpha1", "beta2": "beta1", "p": "p"}
+    at_bound = ",".join(sorted(rename[n] if swapped else n for n in best.at_bound))
+    return Prior(*theta, at_bound=at_bound, n_star=n_star, points=int(a_.size), pairs=int(round(total)),
                  fit_neg_log_likelihood=neg_log_likelihood(theta, a_, e_, w_, n_star),
                  converged=confirmed,
                  optimizer=f"scipy.optimize.minimize L-BFGS-B on (log alpha, log beta, logit p), "
