@@ -26,10 +26,11 @@ $(DELTA_JAR): | $(VENV)/.installed
 doctor: install
 	$(VENV)/bin/faerslake doctor
 
-# The whole pipeline on a bundled synthetic sample of both eras, then the default
-# signal screen (every drug against every reaction PT) with its top 10 signals.
+# The whole pipeline on a bundled synthetic sample of both eras, with 20 planted
+# screen signals (.done-signals: a sample cached before --signals is regenerated),
+# then the default signal screen (every drug against every reaction PT) with its top 10.
 run: install
-	@test -f $(SAMPLE)/.done || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 && touch $(SAMPLE)/.done)
+	@test -f $(SAMPLE)/.done-signals || ($(VENV)/bin/faerslake generate --dest $(SAMPLE) --reports 4000 --seed 7 --signals 20 && touch $(SAMPLE)/.done-signals)
 	$(VENV)/bin/faerslake run --source $(SAMPLE) --warehouse $(WH) --output $(OUT)
 	$(VENV)/bin/faerslake screen --warehouse $(WH) --output $(OUT) --top 10
 

@@ -148,9 +148,8 @@ def _contains_any(s: pd.Series, tokens: list[str]) -> pd.Series:
     return out
 
 
-def _recount(root: Path) -> dict:
-    study = load_study(DEFAULT_STUDY)
-    t, audits, deleted = _read_source(root)
+def _kept_reports(t: dict[str, pd.DataFrame], deleted: set[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every DEMO row with its flags, the kept report of each live case), spec §2.3's order."""
     demo = t["demo"].copy()
     demo["era"] = demo["quarter"].map(lambda q: "faers" if quarter_index(q) >= quarter_index("2012Q4") else "legacy")
     demo["key"] = demo["report_key"].astype("int64")
@@ -165,6 +164,13 @@ def _recount(root: Path) -> dict:
         ["era_rank", "ver", "fda_dt", "qidx", "key"], ascending=False)
     kept = live.drop_duplicates("cid", keep="first")
     demo["kept"] = demo.index.isin(kept.index)
+    return demo, kept
+
+
+def _recount(root: Path) -> dict:
+    study = load_study(DEFAULT_STUDY)
+    t, audits, deleted = _read_source(root)
+    demo, kept = _kept_reports(t, deleted)
     per_q = {}
     for q, g in demo.groupby("quarter"):
         per_q[q] = dict(reports_read=len(g), removed_deleted=int(g["is_deleted"].sum()),
@@ -543,3 +549,154 @@ def test_rerun_replaces_its_own_quarters_and_refuses_foreign_ones(tmp_path):
     (foreign / "faers_ascii_2020Q1").mkdir(parents=True)
     with pytest.raises(InputError, match="not written by faerslake generate"):
         generate(foreign, 100, log=quiet)
+
+
+# --------------------------------------------------------------------------- #
+# planted screen signals (generate(signals=N))
+# --------------------------------------------------------------------------- #
+def _tree_digest(d: Path) -> str:
+    """One sha256 over every file's relative path and sha256."""
+    lines = "".join(f"{p.relative_to(d).as_posix()} {hashlib.sha256(p.read_bytes()).hexdigest()}\n"
+                    for p in sorted(d.rglob("*")) if p.is_file())
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def test_signals_zero_writes_the_bytes_it_always_wrote(gen_dir, truth, tmp_path):
+    # digests taken from the generator before `signals` existed (commit 2899c69)
+    assert _tree_digest(gen_dir) == "321378638ca0f7d332ca9d03fb9a6626236e63ca19b63fb19d9eec888b1872d5"
+    generate(tmp_path / "q", 300, seed=5, quarters=["2019Q1"], signals=0, log=quiet)
+    assert _tree_digest(tmp_path / "q") == "3e594ed35e9b1143fd95f4adf13c8bfbd8a2eb52dd429b3c0f4d80da52bcf9d1"
+    assert hashlib.sha256((tmp_path / "q" / "_truth.json").read_bytes()).hexdigest() == (
+        "b17cbb060da002fbb2916d84f742b766b628db1bb0fc305a56efe3daef9bf47c")
+    assert "screen" not in truth and "signals" not in truth["generator"]
+
+
+def _screen_recount(root: Path) -> tuple[int, pd.DataFrame, pd.Series, pd.Series]:
+    """From the files alone: N, distinct (report, drug, pt) of the screen set, n_drug and n_pt."""
+    t, _, deleted = _read_source(root)
+    _, kept = _kept_reports(t, deleted)
+    rk = ["report_key", "quarter"]
+    k = kept[rk]
+    drugs = t["drug"].merge(k, on=rk)
+    drugs["drug"] = _norm_drug(drugs["drugname"])
+    drugs = drugs.loc[drugs["drug"] != "", rk + ["drug"]].drop_duplicates()
+    reac = t["reac"].merge(k, on=rk)
+    reac["pt"] = reac["pt"].str.strip().str.upper()
+    reac = reac.loc[reac["pt"] != "", rk + ["pt"]].drop_duplicates()
+    in_set = drugs[rk].drop_duplicates().merge(reac[rk].drop_duplicates(), on=rk)
+    drugs, reac = drugs.merge(in_set, on=rk), reac.merge(in_set, on=rk)
+    pairs = drugs.merge(reac, on=rk)
+    return len(in_set), pairs, drugs["drug"].value_counts(), reac["pt"].value_counts()
+
+
+@pytest.fixture(scope="module")
+def sig_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("sig") / "src"
+    generate(d, 1500, seed=13, quarters=["2019Q1"], signals=20, log=quiet)
+    return d
+
+
+def test_signals_are_distinct_pairs_of_the_layer_vocabulary(sig_dir):
+    truth = json.loads((sig_dir / "_truth.json").read_text())
+    assert truth["generator"]["signals"] == 20
+    sc = truth["screen"]
+    sig = sc["signals"]
+    assert len(sig) == 20 and len({(s["drug"], s["pt"]) for s in sig}) == 20
+    assert len({s["pt"] for s in sig}) == 20  # one partner drug per signal PT
+    assert all(3.0 <= s["rr"] <= 10.0 for s in sig) and len({s["rr"] for s in sig}) > 10
+    assert {s["drug"] for s in sig} <= set(sc["drugs"]) and {s["pt"] for s in sig} <= set(sc["pts"])
+    assert sc["null_drugs"] == len(set(sc["drugs"]) - {s["drug"] for s in sig}) == 4
+    assert sc["null_pts"] == len(set(sc["pts"]) - {s["pt"] for s in sig}) == 5
+    # none of the layer's terms is one of the study's, nor any other term the generator writes
+    study = load_study(DEFAULT_STUDY)
+    study_pts = set(study.outcome_pts) | {p for c in study.cohorts for p in c.indications}
+    assert not set(sc["pts"]) & study_pts
+    for s in sig:
+        assert s["drug"] == s["drug"].upper().strip() and s["a"] >= 5, s
+
+
+def test_signal_truth_equals_an_independent_count_from_the_files(sig_dir, tmp_path):
+    truth = json.loads((sig_dir / "_truth.json").read_text())
+    sc = truth["screen"]
+    n, pairs, n_drug, n_pt = _screen_recount(sig_dir)
+    assert sc["reports"] == n == truth["silver_rows"]["reports"]
+    a = pairs.groupby(["drug", "pt"]).size()
+    for s in sc["signals"]:
+        assert (s["a"], s["n_drug"], s["n_pt"]) == (a[(s["drug"], s["pt"])], n_drug[s["drug"]], n_pt[s["pt"]]), s
+    # the layer leaves the study's truth as it was: same cohorts and dedup as without it,
+    # and the recount from the files still lands on them
+    generate(tmp_path / "plain", 1500, seed=13, quarters=["2019Q1"], log=quiet)
+    plain = json.loads((tmp_path / "plain" / "_truth.json").read_text())
+    got = _recount(sig_dir)
+    assert got["cohorts"] == truth["cohorts"] == plain["cohorts"]
+    assert got["dedup"] == truth["dedup"] == plain["dedup"]
+    # the added rows are counted: silver drugs and reactions of the kept reports, from the files
+    t, _, deleted = _read_source(sig_dir)
+    _, kept = _kept_reports(t, deleted)
+    rk = ["report_key", "quarter"]
+    assert truth["silver_rows"]["drugs"] == len(t["drug"].merge(kept[rk], on=rk)) > plain["silver_rows"]["drugs"]
+    assert truth["silver_rows"]["reactions"] == len(t["reac"].merge(kept[rk], on=rk)) > (
+        plain["silver_rows"]["reactions"])
+    assert {k: v for k, v in truth["silver_rows"].items() if k not in ("drugs", "reactions")} == {
+        k: v for k, v in plain["silver_rows"].items() if k not in ("drugs", "reactions")}
+
+
+def test_signals_over_both_eras_keep_the_study_truth_and_legacy_drug_seq(tmp_path):
+    d = tmp_path / "s"
+    generate(d, 400, seed=2, signals=8, log=quiet)
+    truth = json.loads((d / "_truth.json").read_text())
+    got = _recount(d)
+    assert got["cohorts"] == truth["cohorts"] and got["dedup"] == truth["dedup"]
+    _, pairs, n_drug, n_pt = _screen_recount(d)
+    a = pairs.groupby(["drug", "pt"]).size()
+    assert [s["a"] for s in truth["screen"]["signals"]] == [int(a.get((s["drug"], s["pt"]), 0))
+                                                           for s in truth["screen"]["signals"]]
+    seqs = []
+    for q in ("2012Q2", "2012Q3"):
+        _, recs, _ = _parse_table(_file(d, q, "drug"))
+        seqs += [r[1] for r in recs]
+    assert len(seqs) == len(set(seqs))
+    # same arguments, same bytes; the layer changes them
+    generate(tmp_path / "s2", 400, seed=2, signals=8, log=quiet)
+    generate(tmp_path / "s0", 400, seed=2, log=quiet)
+    assert _tree_digest(d) == _tree_digest(tmp_path / "s2") != _tree_digest(tmp_path / "s0")
+
+
+def test_observed_reporting_ratios_are_the_planted_ones(tmp_path):
+    d = tmp_path / "big"
+    generate(d, 8000, seed=17, quarters=["2019Q1"], signals=20, log=quiet)
+    sc = json.loads((d / "_truth.json").read_text())["screen"]
+    n, pairs, n_drug, n_pt = _screen_recount(d)
+    a = pairs.groupby(["drug", "pt"]).size()
+
+    def ratio(x: str, y: str) -> tuple[float, float]:
+        """(a, the a expected from the PT's rate without the drug, at RR 1)."""
+        axy = int(a.get((x, y), 0))
+        return axy, n_drug[x] * (n_pt[y] - axy) / (n - n_drug[x])
+
+    planted = [(ratio(s["drug"], s["pt"]), s["rr"]) for s in sc["signals"]]
+    pooled = sum(o for (o, _), _ in planted) / sum(e * rr for (_, e), rr in planted)
+    assert 0.7 < pooled < 1.3
+    for (o, e), rr in planted:
+        assert rr / 1.5 < o / e < rr * 1.5
+    # every other pair of a planted drug with a layer PT is null
+    sig = {(s["drug"], s["pt"]) for s in sc["signals"]}
+    null = [ratio(x, y) for x in {s["drug"] for s in sc["signals"]} for y in sc["pts"] if (x, y) not in sig]
+    assert len(null) == 7 * 25 - 20
+    assert 0.85 < sum(o for o, _ in null) / sum(e for _, e in null) < 1.15
+
+
+def test_too_many_or_negative_signals_are_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="at most"):
+        generate(tmp_path / "x", 100, signals=500, log=quiet)
+    with pytest.raises(InputError, match="negative"):
+        generate(tmp_path / "y", 100, signals=-1, log=quiet)
+
+
+def test_cli_generate_signals(tmp_path):
+    from faerslake.cli import main
+
+    assert main(["generate", "--dest", str(tmp_path / "cli"), "--reports", "100", "--quarters", "2019Q1",
+                 "--signals", "5"]) == 0
+    truth = json.loads((tmp_path / "cli" / "_truth.json").read_text())
+    assert len(truth["screen"]["signals"]) == 5 and truth["generator"]["signals"] == 5

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="e.g. 2012Q2:2012Q4,2019Q1 (default: 2012Q2,2012Q3,2012Q4,2014Q3,2019Q1, "
                    "both eras and every quirk)")
     p.add_argument("--zip", action="store_true", help="write FDA-style zips instead of folders")
+    p.add_argument("--signals", type=int, default=0,
+                   help="plant N (drug, PT) screen signals with known reporting ratios in [3, 10], "
+                   "listed in _truth.json under 'screen' (default 0: none, output unchanged)")
     _common(p)
 
     p = _sub(sub, "ingest", "zips / quarter folders -> bronze Delta tables",
@@ -251,7 +254,7 @@ def cmd_generate(args, cfg, record) -> int:
     from faerslake.generate import generate
 
     summary = generate(Path(args.dest), reports=args.reports, seed=args.seed,
-                       quarters=quarter_range(args.quarters), as_zip=args.zip)
+                       quarters=quarter_range(args.quarters), as_zip=args.zip, signals=args.signals)
     log(f"generated {summary}")
     return 0
 

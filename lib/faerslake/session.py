@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from faerslake import DELTA_MAVEN
@@ -210,6 +211,9 @@ def get_spark(
         return builder.getOrCreate()
 
     java_version()
+    # the screen's Arrow batches run Python workers: in local mode they must be
+    # this interpreter (with numpy, scipy, pyarrow), not whatever `python3` is on PATH
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     conf = local_builder_conf(settings, extra_conf)
     for k, v in conf.items():

@@ -24,7 +24,14 @@ from faerslake.config.pipeline import (
     load_pipeline_config,
     table_overrides,
 )
-from faerslake.config.screen import DRUG_KEYS, STRATA, Screen, default_screen_path, load_screen, override_screen
+from faerslake.config.screen import (
+    DRUG_KEYS,
+    STRATA,
+    Screen,
+    default_screen_path,
+    load_screen,
+    override_screen,
+)
 from faerslake.config.study import (
     MATCHERS,
     Cohort,

@@ -18,7 +18,7 @@ from faerslake.files import atomic_write_bytes, atomic_write_text
 from faerslake.report.document import Image, Section, Table, render_html, render_markdown
 from faerslake.report.format import fmt_ci, fmt_int, fmt_num, is_null
 
-LABELLED = 10  # top signals named on the picture
+LABELLED = 5  # top signals named on the picture
 
 
 def screen_plot_png(ctx: Any) -> bytes:
@@ -28,7 +28,7 @@ def screen_plot_png(ctx: Any) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    g = 20.0  # cells per decade, as faerslake.screen.job.GRID_PER_DECADE
+    g = 50.0  # cells per decade, as faerslake.screen.job.GRID_PER_DECADE
     fig = Figure(figsize=(9, 6), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
@@ -37,7 +37,7 @@ def screen_plot_png(ctx: Any) -> bytes:
         x = 10 ** ((grid["x"].to_numpy() + 0.5) / g)
         y = 10 ** ((grid["y"].to_numpy() + 0.5) / g)
         n = grid["pairs"].to_numpy().astype(float)
-        sc = ax.scatter(x, y, c=np.log10(n), s=14, marker="s", cmap="Greys", vmin=-0.3, linewidths=0,
+        sc = ax.scatter(x, y, c=np.log10(n), s=6, marker="s", cmap="Greys", vmin=-0.3, linewidths=0,
                         label="all pairs (grey: log10 pairs per cell)")
         fig.colorbar(sc, ax=ax, label="log10 pairs per cell")
     hl = ctx.highlight

@@ -17,11 +17,10 @@ import functools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -36,6 +35,7 @@ from faerslake.gold.cohorts import contains_any
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.screen import mgps
+from faerslake.screen.batches import loglik_batches, score_batches
 from faerslake.screen.counts import (
     FREQUENTIST_COLUMNS,
     KEY_COLUMNS,
@@ -56,7 +56,7 @@ SCREEN_FILES = ("signals.csv", "prior.json", "screen_plot.png", "report.md", "re
 # the study's exposure pairs drawn on the picture, at most (the most reported first)
 HIGHLIGHT_MAX = 2000
 # the picture's histogram: cells per decade of a and of EB05
-GRID_PER_DECADE = 20
+GRID_PER_DECADE = 50
 
 
 @dataclass
@@ -135,17 +135,6 @@ def read_inputs(spark: SparkSession, wh: Warehouse, warehouse: str, cut: SilverC
     return frames, versions
 
 
-def _score_batches(batches: Iterator[pd.DataFrame], prior: mgps.Prior) -> Iterator[pd.DataFrame]:
-    for pdf in batches:
-        yield mgps.score_frame(pdf, prior)
-
-
-def _loglik_batches(batches: Iterator[pd.DataFrame], theta: tuple, n_star: int) -> Iterator[pd.DataFrame]:
-    for pdf in batches:
-        ll = mgps.pair_log_likelihood(pdf["a"].to_numpy(), pdf["expected"].to_numpy(), theta, n_star)
-        yield pd.DataFrame({"ll": [float(np.sum(ll))], "n": [len(pdf)]})
-
-
 def fit_on_squashed(pairs: DataFrame, screen: Screen, log: Callable[[str], None]) -> mgps.Prior:
     """The prior fitted on the squashed points (brought to the driver: a
     bounded number), then its negative log-likelihood over every pair with
@@ -161,9 +150,14 @@ def fit_on_squashed(pairs: DataFrame, screen: Screen, log: Callable[[str], None]
         f"{time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k} {v:.6g}" for k, v in zip(
             ("alpha1", "beta1", "alpha2", "beta2", "p"), prior.theta(), strict=True)))
     sums = (pairs.where(F.col("a") >= screen.n_star).select("a", "expected")
-            .mapInPandas(functools.partial(_loglik_batches, theta=prior.theta(), n_star=screen.n_star),
+            .mapInPandas(functools.partial(loglik_batches, theta=prior.theta(), n_star=screen.n_star),
                          "ll double, n long")
             .agg(F.sum("ll").alias("ll"), F.sum("n").alias("n")).first())
+    assert sums is not None  # an aggregate without grouping has one row
+    if not prior.converged:
+        log(f"warning: screen {screen.name}: the prior's best fit was not confirmed by a second start (prior.json "
+            "says converged: false); EBGM, EB05 and EB95 use it, but compare them with another screen before "
+            "relying on their exact values")
     return replace(prior, neg_log_likelihood=-float(sums["ll"]), pairs=int(sums["n"]))
 
 
@@ -172,7 +166,7 @@ def score_pairs(pairs: DataFrame, prior: mgps.Prior) -> DataFrame:
     in Arrow batches, columns in :data:`SIGNAL_COLUMNS` order."""
     schema = T.StructType(list(pairs.schema.fields)
                           + [T.StructField(c, T.DoubleType(), True) for c in mgps.SCORE_COLUMNS])
-    scored = pairs.mapInPandas(functools.partial(_score_batches, prior=prior), schema)
+    scored = pairs.mapInPandas(functools.partial(score_batches, prior=prior), schema)
     return scored.select(*SIGNAL_COLUMNS)
 
 
@@ -209,7 +203,7 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
     gold_version = wh.version(spark, "gold", table_name(screen))
     versions[f"gold/{table_name(screen)}"] = gold_version
     n_pairs = signals.count()
-    top = signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*ORDER).limit(screen.top).toPandas()
+    top = signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*order()).limit(screen.top).toPandas()
     grid = screen_grid(signals)
     highlight = exposure_pairs(signals, study)
     ctx = ScreenContext(screen=screen, drug_key=key, warehouse=warehouse, n_reports=n_reports, pairs=n_pairs,
@@ -218,7 +212,7 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
                         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
     def write(tmp: Path) -> dict[str, Path]:
-        n_csv = write_signals_csv(signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*ORDER),
+        n_csv = write_signals_csv(signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*order()),
                                   tmp / "signals.csv")
         ctx.pairs_in_csv = n_csv
         atomic_write_text(tmp / "prior.json", json.dumps(prior_document(prior, screen, key), indent=2) + "\n")
@@ -234,8 +228,9 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
                         round(time.time() - t_start, 1))
 
 
-# signals.csv's order (spec §3): eb05 descending, then drug, pt
-ORDER = [F.col("eb05").desc(), F.col("drug").asc(), F.col("pt").asc()]
+def order() -> list:
+    """signals.csv's order (spec §3): eb05 descending, then drug, pt."""
+    return [F.col("eb05").desc(), F.col("drug").asc(), F.col("pt").asc()]
 
 
 def prior_document(prior: mgps.Prior, screen: Screen, key: str) -> dict:
@@ -316,6 +311,6 @@ class ScreenContext:
     pairs_in_csv: int = 0
 
 
-__all__ = ["ORDER", "PAIR_COLUMNS", "SCREEN_FILES", "SIGNAL_COLUMNS", "ScreenContext", "ScreenResult",
+__all__ = ["order", "PAIR_COLUMNS", "SCREEN_FILES", "SIGNAL_COLUMNS", "ScreenContext", "ScreenResult",
            "check_screen_dedup", "exposure_pairs", "fit_on_squashed", "prior_document", "read_inputs",
            "run_screen", "score_pairs", "screen_grid", "table_name", "write_signals_csv"]

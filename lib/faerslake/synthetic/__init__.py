@@ -19,6 +19,16 @@ rows_repaired, lines_repaired, rows_quarantined); ``deleted_cases``
 of the kept reports per silver table); ``kept_by_era``; ``generator`` (seed,
 reports, quarters, as_zip).
 
+With ``signals=N`` (:mod:`.signals`) the generator plants N screen signals and
+the truth gains ``screen`` (absent otherwise, as is ``generator.signals``):
+``signals`` [{drug, pt, rr, a, n_drug, n_pt}] (drug the normalised drugname,
+pt the normalised PT, rr the true reporting ratio P(pt | drug) / P(pt | no
+drug), a the kept reports carrying both, n_drug and n_pt those carrying
+each), ``reports`` (N: kept reports with a drug and a PT), ``drugs`` and
+``pts`` (the layer's whole vocabulary: any pair of one of them with any term,
+other than a signal, is a true null), ``null_drugs`` and ``null_pts`` (how
+many of them carry no signal).
+
 Scale: cases are created in order of the quarter where they start; a case's
 versions lie within ``WINDOW`` later quarters (a hand-placed few one more), so
 only those quarters' files are open at once and a quarter is closed (and
@@ -42,7 +52,9 @@ from faerslake.synthetic.cases import CaseGenerator
 from faerslake.synthetic.layouts import TABLES, ReleaseLayout, layout_for
 from faerslake.synthetic.model import Report
 from faerslake.synthetic.quirks import QUIRKS, WINDOW, quirk_cases
+from faerslake.synthetic.signals import SignalLayer
 from faerslake.synthetic.truth import (
+    ScreenTruth,
     Truth,
     drug_matches,
     drug_row_matches,
@@ -87,10 +99,13 @@ def generate(
     quarters: list[str] | None = None,
     as_zip: bool = False,
     log: Callable[[str], None] | None = None,
+    signals: int = 0,
 ) -> GenerateSummary:
     """Write ``reports`` synthetic cases over ``quarters`` under ``dest`` and ``dest/_truth.json``.
 
     ``reports`` counts cases (each has one or more versions, i.e. reports).
+    ``signals`` plants that many (drug, PT) pairs with known reporting ratios
+    for the signal screen (:mod:`.signals`); 0 writes exactly what it always did.
     Same seed and arguments give the same bytes.
     """
     log = sink(log, LOGGER)
@@ -99,12 +114,17 @@ def generate(
     qs = sorted({parse_quarter(q) for q in (quarters or DEFAULT_QUARTERS)}, key=quarter_index)
     if reports < MIN_REPORTS:
         raise InputError(f"--reports {reports} is too small; give at least {MIN_REPORTS} so every quirk fits")
+    if signals < 0:
+        raise InputError(f"--signals {signals} is negative; give 0 (none) or more")
     study = load_study(default_study_path())
     rng = random.Random(seed)
     layouts = [layout_for(q, i) for i, q in enumerate(qs)]
     prepare_dest(dest)
     gen = CaseGenerator(rng, qs, layouts, study)
-    truth = Truth(study, qs)
+    layer = SignalLayer(seed, signals, study, layouts, gen.next_drug_seq) if signals else None
+    screen = (ScreenTruth([(d, p) for d, p, _ in layer.signals], layer.drug_names, layer.pt_names)
+              if layer else None)
+    truth = Truth(study, qs, screen)
     quirks = quirk_cases(layouts)
     per_pos = _ordinary_cases_per_quarter(reports, len(quirks), len(qs))
     release = ReleaseWriter(dest, layouts, rng, as_zip, gen.unlisted_deleted_ids(), log)
@@ -117,12 +137,17 @@ def generate(
             case = gen.build_case(n_cases, p0, quirk)
             n_cases += 1
             n_reports += len(case.reports)
+            if layer:
+                layer.plant(case.reports)
             release.write_case(case.reports, case.deleted_in)
             if case.deleted:
                 deleted_in_data.add(case.reports[0].caseid)
             truth.account_case(case.reports, case.deleted)
         rows += release.finish(p0)
     doc = _truth_document(truth, study, release, deleted_in_data, seed, reports, qs, as_zip)
+    if layer and screen:
+        doc["generator"]["signals"] = signals
+        doc["screen"] = _screen_document(layer, screen)
     truth_path = release.write_truth(doc)
     secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     return GenerateSummary(str(dest), qs, n_cases, n_reports, rows, release.bytes_written(), round(secs, 3),
@@ -136,6 +161,20 @@ def _ordinary_cases_per_quarter(reports: int, n_quirks: int, n_quarters: int) ->
     if n_free < 0:
         raise InputError(f"--reports {reports} is too small for {n_quarters} quarters; give at least {n_quirks}")
     return [n_free // n_quarters + (1 if i < n_free % n_quarters else 0) for i in range(n_quarters)]
+
+
+def _screen_document(layer: SignalLayer, screen: ScreenTruth) -> dict:
+    planted_pts = {p for _, p, _ in layer.signals}
+    planted_drugs = {d for d, _, _ in layer.signals}
+    return {
+        "signals": [{"drug": d, "pt": p, "rr": rr, "a": screen.a[(d, p)], "n_drug": screen.n_drug[d],
+                     "n_pt": screen.n_pt[p]} for d, p, rr in layer.signals],
+        "reports": screen.reports,
+        "drugs": layer.drug_names,
+        "pts": layer.pt_names,
+        "null_drugs": sum(d not in planted_drugs for d in layer.drug_names),
+        "null_pts": sum(p not in planted_pts for p in layer.pt_names),
+    }
 
 
 def _truth_document(truth: Truth, study: Study, release: ReleaseWriter, deleted_in_data: set[int],

@@ -225,7 +225,7 @@ class CaseGenerator:
             demo["caseversion"] = str(version)
         return Report(pos, era, key, caseid, version, fda_dt, demo, drugs, indis, reacs, outcs, rpsrs, thers)
 
-    def _next_drug_seq(self) -> str:
+    def next_drug_seq(self) -> str:
         seq = str(self.drug_seq_next)
         self.drug_seq_next += 1
         return seq
@@ -239,7 +239,7 @@ class CaseGenerator:
         indis: list[tuple[str, str]] = []
         thers: list[dict[str, str]] = []
         for i, (name, ai, inds) in enumerate(pr.drugs):
-            seq = self._next_drug_seq() if era == "legacy" else str(i + 1)
+            seq = self.next_drug_seq() if era == "legacy" else str(i + 1)
             d = {"drug_seq": seq, "role_cod": "PS" if i == 0 else rng.choice(v.ROLES), "drugname": name,
                  "prod_ai": ai if lay.has_prod_ai else ""}
             d.update(rng.choice(v.DRUG_FILLERS))
@@ -250,7 +250,7 @@ class CaseGenerator:
                 thers.append({"drug_seq": seq, "start_dt": f"{year - 1}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
                               "end_dt": "", "dur": "", "dur_cod": ""})
         if pr.orphan:
-            seq = self._next_drug_seq() if era == "legacy" else str(len(drugs) + 5)
+            seq = self.next_drug_seq() if era == "legacy" else str(len(drugs) + 5)
             indis.append((seq, self.content.pt_text(pr.orphan, era)))
         return drugs, indis, thers
 

@@ -96,10 +96,40 @@ def _dedup_counts() -> dict[str, int]:
     return dict(reports_read=0, removed_deleted=0, removed_older_versions=0, reports_kept=0)
 
 
+class ScreenTruth:
+    """The signal screen's counts of chosen drugs and PTs over the kept reports.
+
+    Drugs are normalised drugnames (the default screen's key, every role), PTs
+    normalised REAC PTs; counts are of distinct reports. ``reports`` is N, the
+    kept reports with at least one drug and one PT.
+    """
+
+    def __init__(self, pairs: list[tuple[str, str]], drugs: list[str], pts: list[str]):
+        self.pairs = pairs
+        self.reports = 0
+        self.a = dict.fromkeys(pairs, 0)
+        self.n_drug = dict.fromkeys(drugs, 0)
+        self.n_pt = dict.fromkeys(pts, 0)
+
+    def account(self, rep: Report) -> None:
+        drugs = {norm_drug_text(d["drugname"]) for d in rep.drugs} - {""}
+        pts = {norm_pt_text(pt) for pt in rep.reacs} - {""}
+        if not drugs or not pts:
+            return
+        self.reports += 1
+        for x in drugs & self.n_drug.keys():
+            self.n_drug[x] += 1
+        for y in pts & self.n_pt.keys():
+            self.n_pt[y] += 1
+        for pair in self.pairs:
+            if pair[0] in drugs and pair[1] in pts:
+                self.a[pair] += 1
+
+
 class Truth:
     """What a correct pipeline must count, accumulated one case at a time."""
 
-    def __init__(self, study: Study, quarters: list[str]):
+    def __init__(self, study: Study, quarters: list[str], screen: ScreenTruth | None = None):
         self.study = study
         self.quarters = quarters
         self.cohorts = {c.name: dict(exposed_reports=0, exposed_events=0, control_reports=0,
@@ -110,6 +140,7 @@ class Truth:
                            therapies=0, report_sources=0)
         self.kept_by_era = {"legacy": 0, "faers": 0}
         self.memo: dict = {}
+        self.screen = screen
 
     def account_case(self, reports: list[Report], deleted: bool) -> None:
         read = [r for r in reports if r.damage != "dollar_demo"]  # quarantined DEMO: no report
@@ -136,6 +167,8 @@ class Truth:
         s["therapies"] += len(kept.thers)
         s["report_sources"] += len(kept.rpsrs)
         self.kept_by_era[kept.era] += 1
+        if self.screen is not None:  # the screen reads every kept report, excluded or not
+            self.screen.account(kept)
         excluded, flags, event = report_cohort_flags(kept, self.study, self.memo)
         if excluded:
             if any(e or c for e, c in flags.values()):
