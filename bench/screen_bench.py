@@ -59,8 +59,10 @@ END_LINE = re.compile(r"screen \S+: [\d,]+ reports, [\d,]+ pairs")
 
 
 def _env() -> dict[str, str]:
-    # the Delta jars live in the checkout's .cache unless FAERSLAKE_CACHE says otherwise
-    return {"FAERSLAKE_CACHE": os.environ.get("FAERSLAKE_CACHE", str(REPO / ".cache"))}
+    """This checkout's lib/ (not whatever the venv's editable install points at, unless PYTHONPATH
+    says otherwise); the Delta jars in the checkout's .cache unless FAERSLAKE_CACHE says otherwise."""
+    return {"FAERSLAKE_CACHE": os.environ.get("FAERSLAKE_CACHE", str(REPO / ".cache")),
+            "PYTHONPATH": os.environ.get("PYTHONPATH") or str(REPO / "lib")}
 
 
 def ensure_lake(work: Path, driver_memory: str, rebuild: bool, log) -> dict | None:
@@ -186,7 +188,7 @@ def run_probe(work: Path, driver_memory: str, pairs: list[int], log) -> dict:
            *[x for m in pairs for x in ("--pairs", str(m))]]
     log("$ " + " ".join(cmd))
     r = watched(cmd, work / "screen_pairs_probe.log", lambda t, line: log(f"  {t:7.1f}s {line}"),
-                {**_env(), "PYTHONPATH": str(REPO / "lib")})
+                _env())
     out = {"rc": r["rc"], "wall": round(r["wall"], 1), "cpu_seconds": r["cpu_seconds"],
            "peak_jvm_rss_mb": r["peak_jvm_rss_mb"], "command": " ".join(cmd)}
     if r["rc"] == 0:
@@ -245,7 +247,7 @@ def project(sizes: list[dict], probe: dict | None) -> dict:
         pp0, pp1 = _line(m0, cpu(p0), m1, cpu(p1))
         csv0, csv1 = _line(p0["faerslake"]["csv_rows"], p0["faerslake"]["wall"]["signals_csv"],
                            p1["faerslake"]["csv_rows"], p1["faerslake"]["wall"]["signals_csv"])
-        fit_s = p1["faerslake"]["wall"]["fit_and_nll"] - (m1 * pp1) / cores_here  # the serial remainder
+        fit_s = p1["faerslake"].get("fit_seconds") or 0.0  # the driver's L-BFGS-B on the squashed points
         f.update({"pairs_cpu_s_per_million_pairs": round(pp1 * 1e6, 2), "pairs_fixed_cpu_s": round(pp0, 1),
                   "csv_s_per_million_rows": round(csv1 * 1e6, 2), "fit_serial_s": round(max(fit_s, 0.0), 1)})
         for c in (2, 32):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -72,7 +73,7 @@ def pairs_spark(spark, m: int):
 def faerslake_side(spark, m: int, root: Path, cpu_now) -> dict:
     from faerslake.config import Screen
     from faerslake.screen.counts import with_frequentist
-    from faerslake.screen.job import ORDER, fit_on_squashed, score_pairs, screen_grid, write_signals_csv
+    from faerslake.screen.job import fit_on_squashed, order, score_pairs, screen_grid, write_signals_csv
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -90,21 +91,23 @@ def faerslake_side(spark, m: int, root: Path, cpu_now) -> dict:
     pairs = with_frequentist(pairs_spark(spark, m)).persist(StorageLevel.MEMORY_AND_DISK)
     pairs.count()
     mark("make_pairs")
-    prior = fit_on_squashed(pairs, screen, lambda s: None)
+    logged: list[str] = []
+    prior = fit_on_squashed(pairs, screen, logged.append)
     mark("fit_and_nll")
+    fit_s = next((float(m.group(1)) for x in logged if (m := re.search(r" in ([\d.]+) s: ", x))), None)
     path = str(root / f"signals_{m}")
     score_pairs(pairs, prior).write.format("delta").mode("overwrite").save(path)
     mark("score_write")
     pairs.unpersist()
     signals = spark.read.format("delta").load(path)
     signals.count()
-    signals.where(F.col("a") >= 3).orderBy(*ORDER).limit(20).toPandas()
+    signals.where(F.col("a") >= 3).orderBy(*order()).limit(20).toPandas()
     screen_grid(signals)
     mark("report_queries")
-    n_csv = write_signals_csv(signals.where(F.col("a") >= 3).orderBy(*ORDER), root / f"signals_{m}.csv")
+    n_csv = write_signals_csv(signals.where(F.col("a") >= 3).orderBy(*order()), root / f"signals_{m}.csv")
     mark("signals_csv")
     return {"wall": out, "cpu": cpu, "csv_rows": n_csv, "theta": list(prior.theta()),
-            "nll": prior.neg_log_likelihood}
+            "nll": prior.neg_log_likelihood, "fit_seconds": fit_s}
 
 
 def yardstick_side(m: int, root: Path) -> dict:
@@ -152,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, action="append", default=None,
                    help="pair counts (repeatable; default 250000 and 1000000)")
+    p.add_argument("--warmup", type=int, default=20_000,
+                   help="pairs of a first, discarded pass (JIT, Python workers; default 20000)")
     p.add_argument("--driver-memory", default="1g")
     args = p.parse_args(argv)
     sizes = args.pairs or [250_000, 1_000_000]
@@ -167,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="faerslake-screen-probe-"))
     result = {"session_seconds": round(session_s, 1), "sizes": []}
     try:
+        if args.warmup:
+            faerslake_side(spark, args.warmup, root, watcher.cpu_now)
+            yardstick_side(args.warmup, root)
+            result["warmup_pairs"] = args.warmup
         for m in sizes:
             fl = faerslake_side(spark, m, root, watcher.cpu_now)
             print(f"[probe] faerslake {m:,} pairs: {fl['wall']}", file=sys.stderr, flush=True)

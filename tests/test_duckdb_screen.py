@@ -140,3 +140,18 @@ def test_fit_recovers_a_known_prior_on_squashed_points() -> None:
     nll_truth = -np.sum(ds.mixture_loglik(a, e, truth))
     assert fit.converged
     assert nll_fit <= nll_truth + 1.0  # squashing costs at most a hair of likelihood
+
+
+@pytest.mark.parametrize("n_star", [1, 2])
+def test_gradient_matches_finite_differences(n_star: int) -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(n_star, 30, 200).astype(float)
+    e = np.exp(rng.uniform(-4, 3, 200))
+    w = rng.integers(1, 5, 200).astype(float)
+    x = np.array([np.log(0.7), np.log(0.3), np.log(2.5), np.log(1.7), -1.2])
+    v, g = ds.weighted_nll_and_grad(x, a, e, w, n_star)
+    assert v == pytest.approx(-np.dot(w, ds.mixture_loglik(a, e, ds._theta(x), n_star)), rel=1e-12)
+    h = 1e-6
+    fd = [(ds.weighted_nll_and_grad(x + h * np.eye(5)[i], a, e, w, n_star)[0]
+           - ds.weighted_nll_and_grad(x - h * np.eye(5)[i], a, e, w, n_star)[0]) / (2 * h) for i in range(5)]
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5)
