@@ -255,7 +255,16 @@ def squash(a: np.ndarray, e: np.ndarray, n_star: int = 1, bins_per_decade: int =
 def _nb_logpmf(a: np.ndarray, e: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """log P(a) when a | λ ~ Poisson(λE), λ ~ Gamma(shape α, rate β): a negative binomial."""
     return (special.gammaln(alpha + a) - special.gammaln(alpha) - special.gammaln(a + 1)
-            + alpha * np.log(beta / (beta + e)) + a * np.log(e / (beta + e)))
+            - alpha * np.log1p(e / beta) + a * np.log(e / (beta + e)))
+
+
+def _survival(n_star: int, e: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """P(a >= n_star) of one negative binomial, without the cancellation of 1 − P(0) − ...
+    when P(0) is near 1: the regularised incomplete beta I_x(n_star, α), x = E/(β+E)
+    (for n_star = 1, −expm1(−α·log1p(E/β)))."""
+    if n_star == 1:
+        return -np.expm1(-alpha * np.log1p(e / beta))
+    return special.betainc(float(n_star), alpha, e / (beta + e))
 
 
 def mixture_loglik(a: np.ndarray, e: np.ndarray, theta: tuple[float, ...], n_star: int = 1) -> np.ndarray:
@@ -265,18 +274,14 @@ def mixture_loglik(a: np.ndarray, e: np.ndarray, theta: tuple[float, ...], n_sta
     l2 = np.log1p(-p) + _nb_logpmf(a, e, a2, b2)
     ll = np.logaddexp(l1, l2)
     if n_star > 0:
-        below = np.zeros_like(e)
-        for k in range(n_star):
-            kk = np.full_like(e, float(k))
-            below += np.exp(np.logaddexp(np.log(p) + _nb_logpmf(kk, e, a1, b1),
-                                         np.log1p(-p) + _nb_logpmf(kk, e, a2, b2)))
-        ll = ll - np.log1p(-np.minimum(below, 1 - 1e-300))
+        keep = p * _survival(n_star, e, a1, b1) + (1 - p) * _survival(n_star, e, a2, b2)
+        ll = ll - np.log(np.maximum(keep, 1e-300))
     return ll
 
 
 def _nb_dlog(a: np.ndarray, e: np.ndarray, alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
     """∂ log P(a) / ∂α and / ∂β of :func:`_nb_logpmf`."""
-    return (special.digamma(alpha + a) - special.digamma(alpha) + np.log(beta / (beta + e)),
+    return (special.digamma(alpha + a) - special.digamma(alpha) - np.log1p(e / beta),
             alpha / beta - (alpha + a) / (beta + e))
 
 
@@ -293,16 +298,16 @@ def weighted_nll_and_grad(x: np.ndarray, a: np.ndarray, e: np.ndarray, w: np.nda
     da2, db2 = _nb_dlog(a, e, a2, b2)
     g = np.array([r1 * da1, r1 * db1, r2 * da2, r2 * db2, r1 / p - r2 / (1 - p)])  # ∂ log L / ∂θ
     if n_star > 0:
-        below = np.zeros_like(e)
-        dbelow = np.zeros((5, len(e)))
+        s1, s2 = _survival(n_star, e, a1, b1), _survival(n_star, e, a2, b2)
+        keep = np.maximum(p * s1 + (1 - p) * s2, 1e-300)
+        dbelow = np.zeros((5, len(e)))  # ∂ P(a < n_star) / ∂θ = −∂ keep / ∂θ
         for k in range(n_star):
             kk = np.full_like(e, float(k))
             f1, f2 = np.exp(_nb_logpmf(kk, e, a1, b1)), np.exp(_nb_logpmf(kk, e, a2, b2))
-            below += p * f1 + (1 - p) * f2
             ka1, kb1 = _nb_dlog(kk, e, a1, b1)
             ka2, kb2 = _nb_dlog(kk, e, a2, b2)
             dbelow += np.array([p * f1 * ka1, p * f1 * kb1, (1 - p) * f2 * ka2, (1 - p) * f2 * kb2, f1 - f2])
-        keep = np.maximum(1.0 - below, 1e-300)
+        dbelow[4] = -(s1 - s2)  # ∂ keep / ∂p = s1 − s2 (exact, not 1 − Σ f)
         ll = ll - np.log(keep)
         g = g + dbelow / keep
     chain = np.array([a1, b1, a2, b2, p * (1 - p)])

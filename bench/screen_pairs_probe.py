@@ -12,8 +12,10 @@ a Delta write, :func:`~faerslake.screen.job.screen_grid`,
 :func:`~faerslake.screen.job.write_signals_csv`), and with the yardstick's
 numpy code (``bench/duckdb_screen.py``) on the very same pairs.
 
-The pairs are a pure function of their index (integer hashing, no random
-generator), so Spark and numpy see identical a, b, c, d and E. Prints one
+The pairs are drawn once (numpy, a fixed seed) as the screen's model says
+(E log-uniform over 1e-3..1e2, λ from openEBGM's CAERS prior, a ~ Poisson(λE),
+a >= 1) and written to a parquet file that both sides read, so Spark and
+numpy see identical a, b, c, d and E. Prints one
 JSON object: per size, wall seconds per phase and CPU seconds of the whole
 process tree (the JVM and the Python workers included).
 """
@@ -38,36 +40,53 @@ N_REPORTS = 20_000_000
 DRUGS = 5000
 
 
-def pairs_numpy(m: int) -> dict[str, np.ndarray]:
-    i = np.arange(m, dtype=np.int64)
-    u1 = ((i * 2654435761) % 1000003) / 1000003.0
-    u2 = ((i * 40503 + 12345) % 999983) / 999983.0
-    u3 = ((i * 69069 + 1) % 1000033) / 1000033.0
-    a = np.floor(np.exp(u1 ** 4 * 9.0)).astype(np.int64)
-    nx = a + np.floor(u2 ** 4 * 200000).astype(np.int64)
-    ny = a + np.floor(u3 ** 4 * 50000).astype(np.int64)
-    return {"a": a, "n_drug": nx, "n_event": ny}
+# the prior the probe's counts are drawn from: openEBGM's CAERS vignette's (spec §2)
+THETA = (3.25379356, 0.39988854, 2.02612692, 1.90807970, 0.06534557)
 
 
-def pairs_spark(spark, m: int):
+def pairs_numpy(m: int, seed: int = 11) -> dict[str, np.ndarray]:
+    """``m`` pairs with a >= 1 drawn as the model says: E log-uniform over 1e-3..1e2
+    (made of integer margins of N = 20 M reports), λ from the two-gamma
+    :data:`THETA`, a ~ Poisson(λE); drug and pt distinct per pair."""
+    rng = np.random.default_rng(seed)
+    parts: list[dict[str, np.ndarray]] = []
+    got = 0
+    while got < m:
+        k = 4 * m
+        ny = np.exp(rng.uniform(np.log(10), np.log(200_000), k)).astype(np.int64)
+        e_want = 10 ** rng.uniform(-3, 2, k)
+        nx = np.maximum(np.rint(e_want * N_REPORTS / ny), 1).astype(np.int64)
+        e = nx * ny / N_REPORTS
+        first = rng.random(k) < THETA[4]
+        lam = np.where(first, rng.gamma(THETA[0], 1 / THETA[1], k), rng.gamma(THETA[2], 1 / THETA[3], k))
+        a = rng.poisson(lam * e)
+        keep = (a >= 1) & (a <= nx) & (a <= ny)
+        parts.append({"a": a[keep], "n_drug": nx[keep], "n_event": ny[keep]})
+        got += int(keep.sum())
+    out = {k: np.concatenate([p[k] for p in parts])[:m] for k in ("a", "n_drug", "n_event")}
+    return out
+
+
+def write_pairs(m: int, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = pairs_numpy(m)
+    i = np.arange(m)
+    drug = pa.array(np.char.add("D", (i % DRUGS).astype(str)))
+    pt = pa.array(np.char.add("P", (i // DRUGS).astype(str)))
+    pq.write_table(pa.table({"drug": drug, "pt": pt, **{k: pa.array(v) for k, v in p.items()}}), path)
+
+
+def pairs_spark(spark, path: Path):
     from pyspark.sql import functions as F
 
-    i = F.col("id")
-    u1 = (i * F.lit(2654435761) % 1000003) / F.lit(1000003.0)
-    u2 = ((i * 40503 + 12345) % 999983) / F.lit(999983.0)
-    u3 = ((i * 69069 + 1) % 1000033) / F.lit(1000033.0)
-    a = F.floor(F.exp(F.pow(u1, 4) * 9.0)).cast("long")
-    nx = a + F.floor(F.pow(u2, 4) * 200000).cast("long")
-    ny = a + F.floor(F.pow(u3, 4) * 50000).cast("long")
     n = F.lit(N_REPORTS).cast("long")
-    df = spark.range(m).select(F.concat(F.lit("D"), (i % DRUGS).cast("string")).alias("drug"),
-                               F.concat(F.lit("P"), (i / DRUGS).cast("long").cast("string")).alias("pt"),
-                               a.alias("a"), nx.alias("n_drug"), ny.alias("n_event"))
-    return df.select("drug", "pt", "a", (F.col("n_drug") - F.col("a")).alias("b"),
-                     (F.col("n_event") - F.col("a")).alias("c"),
-                     (n - F.col("n_drug") - F.col("n_event") + F.col("a")).alias("d"),
-                     (F.col("n_drug").cast("double") * F.col("n_event") / n).alias("expected"),
-                     "n_drug", "n_event", n.alias("n_reports"))
+    return spark.read.parquet(str(path)).select(
+        "drug", "pt", "a", (F.col("n_drug") - F.col("a")).alias("b"), (F.col("n_event") - F.col("a")).alias("c"),
+        (n - F.col("n_drug") - F.col("n_event") + F.col("a")).alias("d"),
+        (F.col("n_drug").cast("double") * F.col("n_event") / n).alias("expected"),
+        "n_drug", "n_event", n.alias("n_reports"))
 
 
 def faerslake_side(spark, m: int, root: Path, cpu_now) -> dict:
@@ -88,7 +107,7 @@ def faerslake_side(spark, m: int, root: Path, cpu_now) -> dict:
         out[name], cpu[name] = round(t2 - t, 2), round(c2 - c, 1)
         t, c = t2, c2
 
-    pairs = with_frequentist(pairs_spark(spark, m)).persist(StorageLevel.MEMORY_AND_DISK)
+    pairs = with_frequentist(pairs_spark(spark, root / f"pairs_{m}.parquet")).persist(StorageLevel.MEMORY_AND_DISK)
     pairs.count()
     mark("make_pairs")
     logged: list[str] = []
@@ -124,8 +143,9 @@ def yardstick_side(m: int, root: Path) -> dict:
         out[name], out[name + "_cpu"] = round(t2 - t, 2), round(c2 - c, 2)
         t, c = t2, c2
 
-    p = pairs_numpy(m)
-    a, nx, ny = p["a"], p["n_drug"], p["n_event"]
+
+    p = pq.read_table(root / f"pairs_{m}.parquet")
+    a, nx, ny = (p[k].to_numpy() for k in ("a", "n_drug", "n_event"))
     b, cc, d = nx - a, ny - a, N_REPORTS - nx - ny + a
     e = nx.astype(float) * ny / N_REPORTS
     cols = {"a": a, "b": b, "c": cc, "d": d, "expected": e, **ds.frequentist(a, b, cc, d)}
@@ -172,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="faerslake-screen-probe-"))
     result = {"session_seconds": round(session_s, 1), "sizes": []}
     try:
+        for m in [args.warmup, *sizes] if args.warmup else sizes:
+            write_pairs(m, root / f"pairs_{m}.parquet")
         if args.warmup:
             faerslake_side(spark, args.warmup, root, watcher.cpu_now)
             yardstick_side(args.warmup, root)

@@ -155,3 +155,13 @@ def test_gradient_matches_finite_differences(n_star: int) -> None:
     fd = [(ds.weighted_nll_and_grad(x + h * np.eye(5)[i], a, e, w, n_star)[0]
            - ds.weighted_nll_and_grad(x - h * np.eye(5)[i], a, e, w, n_star)[0]) / (2 * h) for i in range(5)]
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_star", [1, 3])
+def test_truncation_accurate_when_p0_is_near_one(n_star: int) -> None:
+    """P(a >= N*) where P(0) is within 1e-9 of 1 (tiny α or E): no cancellation (nbinom.sf agrees)."""
+    from scipy import stats
+    e = np.array([1e-6, 1e-3, 0.5, 40.0])
+    for alpha, beta in [(1e-7, 0.3), (2.0, 1.9), (1e-4, 1e4)]:
+        want = stats.nbinom.sf(n_star - 1, alpha, beta / (beta + e))
+        np.testing.assert_allclose(ds._survival(n_star, e, alpha, beta), want, rtol=1e-6)
