@@ -253,13 +253,14 @@ def project(sizes: list[dict], probe: dict | None) -> dict:
         for c in (2, 32):
             par = (max(cnt1, 0) * arch_t + max(pp1, 0) * arch_p) / c
             serial = fixed + max(fit_s, 0.0) + max(csv1, 0) * arch_csv
-            total = serial + max(cnt0, 0) / c + par
+            phase_fixed = max(cnt0, 0) + max(pp0, 0)
+            total = serial + phase_fixed / c + par
             f[f"archive_{c}_cores_minutes"] = round(total / 60, 1)
             f[f"archive_{c}_cores_arithmetic"] = (
                 f"serial {fixed:.0f} s start/stop + {max(fit_s, 0):.0f} s fit + {csv1 * 1e6:.1f} s/M CSV rows x "
-                f"{arch_csv / 1e6:.2f} M rows; parallel ({cnt1 * 1e6:.2f} CPU-s/M triples x {arch_t / 1e6:,.0f} M "
-                f"triples + {pp1 * 1e6:.2f} CPU-s/M pairs x {arch_p / 1e6:,.1f} M pairs) / {c} cores "
-                f"= {total / 60:.1f} min")
+                f"{arch_csv / 1e6:.2f} M rows; parallel ({phase_fixed:.0f} CPU-s phase fixed costs + "
+                f"{cnt1 * 1e6:.2f} CPU-s/M triples x {arch_t / 1e6:,.0f} M triples + {pp1 * 1e6:.2f} CPU-s/M pairs x "
+                f"{arch_p / 1e6:,.1f} M pairs) / {c} cores = {total / 60:.1f} min")
         ya, yb = a["duckdb"].get("result"), b["duckdb"].get("result")
         if ya and yb:
             steps = ("list_files", "sets", "counts")
@@ -372,7 +373,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="pair counts of the per-pair probe (repeatable; default 250000 and 1000000)")
     p.add_argument("--no-probe", action="store_true", help="skip bench/screen_pairs_probe.py")
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--recompute", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="re-derive the ratios and the projection from a saved results file (no runs)")
     args = p.parse_args(argv)
+    if args.recompute:
+        old = json.loads(args.recompute.read_text())
+        meta = {k: old[k] for k in ("date", "command", "git_commit", "code_fingerprint", "machine", "reports",
+                                    "scale", "driver_memory")}
+        meta["recomputed"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return 0 if report(old["sizes"], meta, not args.no_save, old.get("pairs_probe")) else 1
 
     def log(msg: str) -> None:
         print(f"[screen-bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
