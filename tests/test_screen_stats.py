@@ -341,3 +341,31 @@ def test_squash_bounds_the_points(simulated):
         pts = se[sa == k]
         assert np.all(np.diff(np.floor(50 * np.log10(pts))) > 0)
     assert len(mgps.squash(a, e, bins_per_decade=5)[0]) < len(sa) < len(a)
+
+
+
+def test_a_point_mass_component_is_a_boundary_maximum_not_a_failure():
+    """The squashed points of a screen of a generated lake (tests/data/
+    screen_points_generated.csv: 2,833 pairs of tests/test_screen.py's sample):
+    its null pairs are reported as Poisson at λ ≈ 1, so the likelihood is
+    highest where one component's shape runs to its upper bound (a point mass
+    at α/β ≈ 1.005) and the other (2 %) holds the signals. That boundary
+    maximum is taken, named in ``shapes_at_bound``, rather than the interior
+    optimum 386 worse in log-likelihood that a fit refusing every bound returned."""
+    from pathlib import Path
+
+    pts = pd.read_csv(Path(__file__).parent / "data" / "screen_points_generated.csv")
+    a, e, w = (pts[c].to_numpy() for c in ("a", "e", "w"))
+    prior = mgps.fit_prior(a, e, w)
+    assert prior.converged and prior.shapes_at_bound == "alpha2" and int(w.sum()) == prior.pairs == 2833
+    assert prior.alpha2 == pytest.approx(mgps.PARAM_BOUNDS[1]) and prior.alpha2 / prior.beta2 == pytest.approx(1.0048, abs=1e-3)
+    assert prior.p == pytest.approx(0.0198, abs=1e-3) and prior.fit_neg_log_likelihood == pytest.approx(5280.2039, abs=1e-3)
+    interior = []
+    for start in mgps.DEFAULT_STARTS:
+        try:
+            fit = mgps.fit_prior(a, e, w, starts=[start])
+        except mgps.PriorFitError:
+            continue
+        assert fit.shapes_at_bound or fit.fit_neg_log_likelihood > prior.fit_neg_log_likelihood + 300
+        interior.append(not fit.shapes_at_bound)
+    assert any(interior)  # the worse interior optimum exists, and is not taken

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,10 @@ class Prior:
     optimizer: str = ""
     iterations: int = 0
     starts: int = 0
+    # the shapes fitted at a bound of PARAM_BOUNDS: the maximum is on the boundary,
+    # where that component is in effect a log-series distribution (lower) or a
+    # point mass at alpha/beta (upper) -- see _Start.blocking_bounds
+    shapes_at_bound: str = ""
 
     def theta(self) -> tuple[float, float, float, float, float]:
         return (self.alpha1, self.beta1, self.alpha2, self.beta2, self.p)
@@ -326,16 +330,30 @@ class _Start:
     message: str
 
     @property
+    def blocking_bounds(self) -> list[str]:
+        """The bounds reached that make the optimum degenerate: every bound
+        but a shape α at either of its bounds. There the likelihood has a
+        finite limit — at the lower bound the component is in effect a
+        log-series distribution (the likelihood is truncated at N* >= 1), at
+        the upper bound, with its rate inside the box, a point mass at α/β
+        (a Poisson component) — so the maximum on the boundary is a true
+        constrained maximum, not a runaway."""
+        return [n for n in self.at_bound if n not in self.shape_limits]
+
+    shape_limits: list[str] = field(default_factory=list)
+
+    @property
     def converged(self) -> bool:
-        return self.success and self.gradient <= GRADIENT_TOL and not self.at_bound and math.isfinite(self.nll)
+        return (self.success and self.gradient <= GRADIENT_TOL and not self.blocking_bounds
+                and math.isfinite(self.nll))
 
     def why_not(self) -> str:
         if not math.isfinite(self.nll):
             return "the likelihood is not finite there"
         if not self.success:
             return f"L-BFGS-B stopped short: {self.message}"
-        if self.at_bound:
-            return f"{', '.join(self.at_bound)} at the bound of the parameter space"
+        if self.blocking_bounds:
+            return f"{', '.join(self.blocking_bounds)} at the bound of the parameter space"
         if self.gradient > GRADIENT_TOL:
             return f"its gradient still {self.gradient:.2g}, above {GRADIENT_TOL:g}"
         return "converged"
@@ -355,8 +373,14 @@ def _run_start(objective: Callable[[np.ndarray], tuple[float, np.ndarray]], star
     pg = np.where((x >= _UPPER - BOUND_TOL) & (pg < 0), 0.0, pg)
     at_bound = [n for n, v, lo, hi in zip(_NAMES, x, _LOWER, _UPPER, strict=True)
                 if v <= lo + BOUND_TOL or v >= hi - BOUND_TOL]
+    # a shape at either bound; and a rate at its upper bound beside its shape at
+    # the upper bound (the point mass α/β, with a mean below 1, needs β -> ∞ too)
+    limits = [n for n in at_bound if n.startswith("alpha")]
+    limits += [f"beta{i}" for i in "12" if f"alpha{i}" in at_bound and f"beta{i}" in at_bound
+               and x[_NAMES.index(f"alpha{i}")] >= _UPPER[0] - BOUND_TOL
+               and x[_NAMES.index(f"beta{i}")] >= _UPPER[1] - BOUND_TOL]
     return _Start(theta=_from_x(x), nll=f * total, success=bool(res.success), gradient=float(np.max(np.abs(pg))),
-                  at_bound=at_bound, iterations=int(res.nit), message=str(res.message))
+                  at_bound=at_bound, iterations=int(res.nit), message=str(res.message), shape_limits=limits)
 
 
 def fit_prior(a: ArrayLike, e: ArrayLike, w: ArrayLike | None, n_star: int = 1,
@@ -418,7 +442,10 @@ def fit_prior(a: ArrayLike, e: ArrayLike, w: ArrayLike | None, n_star: int = 1,
     best = good[0]
     confirmed = len(good) > 1 and abs(good[1].nll - best.nll) <= AGREEMENT_RTOL * max(abs(best.nll), 1.0)
     theta = _canonical(best.theta)
-    return Prior(*theta, n_star=n_star, points=int(a_.size), pairs=int(round(total)),
+    lo, hi = PARAM_BOUNDS
+    limits = ",".join(n for n, v in zip(("alpha1", "alpha2"), (theta[0], theta[2]), strict=True)
+                      if v <= lo * (1 + 1e-3) or v >= hi * (1 - 1e-3))
+    return Prior(*theta, shapes_at_bound=limits, n_star=n_star, points=int(a_.size), pairs=int(round(total)),
                  fit_neg_log_likelihood=neg_log_likelihood(theta, a_, e_, w_, n_star),
                  converged=confirmed,
                  optimizer=f"scipy.optimize.minimize L-BFGS-B on (log alpha, log beta, logit p), "
