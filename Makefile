@@ -8,7 +8,7 @@ SAMPLE := .cache/sample
 OUT ?= out
 WH ?= wh
 
-.PHONY: install run test test-quick lint bench dist clean doctor
+.PHONY: install run test test-quick lint bench bench-screen dist clean doctor
 
 install: $(VENV)/.installed $(DELTA_JAR)
 
@@ -48,6 +48,12 @@ lint: install
 
 bench: install
 	$(PY) bench/run_bench.py
+
+# The signal screen at S and 4·S against a DuckDB + numpy yardstick on the same
+# silver files (bench/screen_bench.py; reuses make bench's lakes when built),
+# then the per-pair probe at archive-like pair counts.
+bench-screen: install
+	$(PY) bench/screen_bench.py
 
 # The wheel (Databricks, pip) and dist/faerslake.zip for spark-submit --py-files:
 # the same archive (a pure wheel is a zip Python imports from). build/ is
