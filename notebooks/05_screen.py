@@ -38,7 +38,7 @@ output = dbutils.widgets.get("output").strip()
 table_mode = dbutils.widgets.get("table_mode")
 catalog = dbutils.widgets.get("catalog").strip()
 schema = dbutils.widgets.get("schema").strip()
-top_n = int(dbutils.widgets.get("top_n").strip() or "20")
+top_n = max(1, int(dbutils.widgets.get("top_n").strip() or "20"))
 
 cfg = load_pipeline_config(None, table_overrides(table_mode, catalog, schema))
 screen = load_screen(dbutils.widgets.get("screen").strip() or None, tables=cfg.tables)
@@ -50,7 +50,7 @@ configure()  # progress lines on stderr
 
 # COMMAND ----------
 
-result = run_screen(spark, warehouse, screen, output, cfg=cfg, study=load_study())
+result = run_screen(spark, warehouse, screen, output, cfg=cfg, study=load_study(), top=top_n)
 
 # COMMAND ----------
 

@@ -239,8 +239,37 @@ def test_each_option_changes_what_the_spec_says(spark, lake, tmp_path, default_s
     screen, result, table, _ = _screen(spark, lake, tmp_path, **changes)
     ref = reference_counts(_silver(spark, lake[1]), screen, key)
     _assert_counts_equal(table, ref)
-    base = default_screen[2]
-    assert len(table) != len(base) or not np.allclose(table["expected"], base["expected"])  # it did change
+    if screen.stratify:  # the strata move E and nothing else: the same pairs and cells as unstratified
+        flat = reference_counts(_silver(spark, lake[1]), dataclasses.replace(screen, stratify=[]), key)
+        for c in ["drug", "pt", "a", "b", "c", "d"]:
+            assert table[c].tolist() == flat[c].tolist(), c
+        assert (np.abs(table["expected"] - flat["expected"]) > 1e-9).mean() > 0.5
+    else:  # the period and the roles change the pairs
+        base = default_screen[2]
+        assert len(table) < len(base) and table["n_reports"].iloc[0] < base["n_reports"].iloc[0]
+
+
+def test_frequentist_columns_on_published_and_edge_tables(spark):
+    """counts.with_frequentist on the spec's published table (lower ROR limit
+    1.1679, lower PRR limit 1.1623) and on tables with a zero cell (Haldane),
+    c = 0 (PRR null), a whole zero row (ROR null, χ² null)."""
+    from faerslake.screen.counts import with_frequentist
+
+    rows = [(382, 9731, 7308, 241447), (5, 0, 10, 100), (3, 7, 0, 50), (4, 6, 9, 0), (2, 3, 0, 0)]
+    df = spark.createDataFrame(rows, "a long, b long, c long, d long")
+    got = {(r.a, r.b, r.c, r.d): r for r in with_frequentist(df).collect()}
+    pub = got[(382, 9731, 7308, 241447)]
+    assert round(pub.ror_ci_lower, 4) == 1.1679 and round(pub.prr_ci_lower, 4) == 1.1623
+    assert not pub.haldane_corrected and pub.evans_signal is False  # PRR 1.26 < 2
+    for cells, r in got.items():
+        ror = stats.ror_ci(*cells)
+        assert r.haldane_corrected == ror.haldane_corrected, cells
+        assert (ror.ror is None and r.ror is None) or r.ror == pytest.approx(ror.ror, rel=1e-12), cells
+    assert got[(5, 0, 10, 100)].haldane_corrected and got[(5, 0, 10, 100)].prr == pytest.approx(11.0)
+    assert got[(3, 7, 0, 50)].prr is None and got[(3, 7, 0, 50)].prr_ci_lower is None
+    assert got[(3, 7, 0, 50)].evans_signal is False and got[(3, 7, 0, 50)].haldane_corrected
+    whole_zero_row = got[(2, 3, 0, 0)]  # c + d = 0
+    assert whole_zero_row.ror is None and whole_zero_row.chi2_yates is None and not whole_zero_row.haldane_corrected
 
 
 def test_screen_refuses_a_silver_deduplicated_otherwise():
@@ -284,3 +313,10 @@ def test_screen_file_errors_are_one_sentence(tmp_path):
     assert (s.roles, s.stratify, s.period) == (["PS", "SS"], ["sex", "year"], "2004Q1:2005Q4")
     assert override_screen(s, roles="all").roles is None
 
+
+
+def test_a_backwards_period_is_refused_when_the_file_is_read(tmp_path):
+    f = tmp_path / "late.yaml"
+    f.write_text("period: 2019Q4:2004Q1\n")
+    with pytest.raises(ConfigError, match=r"late.yaml: key 'period': "):
+        load_screen(f)

@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="name of the screen's outputs (default: the screen file's)")
     p.add_argument("--study", default=None, metavar="YAML",
                    help="study whose exposure the picture highlights (default: the bundled botox_depression study)")
-    p.add_argument("--top", type=int, default=10, help="signals printed at the end")
+    p.add_argument("--top", type=_positive_int, default=10, help="signals printed at the end")
     _common(p)
 
     p = _sub(sub, "doctor", "check Java, Spark, Delta and a Delta round trip", "faerslake doctor")
@@ -191,6 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write the test table (default: a temporary folder)")
     _common(p)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"should be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"should be at least 1, got {value}")
+    return value
 
 
 def _spark(cfg, app: str):
@@ -321,7 +332,7 @@ def cmd_screen(args, cfg, record) -> int:
                              "folder goes: move that file or pass another --output.")
     spark = _spark(cfg, "faerslake-screen")
     t = time.time()
-    result = run_screen(spark, args.warehouse, screen, args.output, cfg=cfg, study=study)
+    result = run_screen(spark, args.warehouse, screen, args.output, cfg=cfg, study=study, top=args.top)
     record.stage("screen", time.time() - t, reports=result.n_reports, pairs=result.pairs,
                  pairs_in_csv=result.pairs_in_csv, prior_converged=result.prior.converged)
     print_top_signals(result, args.top)

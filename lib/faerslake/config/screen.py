@@ -19,7 +19,8 @@ from pathlib import Path
 from faerslake.config.pipeline import TableSettings
 from faerslake.config.study import _CATALOG_STUDY_NAME, _NAME_RULE, _QUARTER_RANGE, _STUDY_NAME, bundled_file
 from faerslake.config.typed_yaml import _build, _read_yaml, short_repr
-from faerslake.errors import ConfigError
+from faerslake.errors import ConfigError, FaerslakeError
+from faerslake.quarters import quarter_range
 
 # the drug keys of spec §1; "auto": ingredient when the build wrote
 # silver/drug_ingredients, else drugname
@@ -127,6 +128,11 @@ def check_screen(screen: Screen, src: str, tables: TableSettings | None = None) 
     period = screen.period.strip().upper() if screen.period else None
     if period is not None and not _QUARTER_RANGE.match(period):
         raise ConfigError(f"{src}: key 'period' should look like 2004Q1:2019Q4, got {short_repr(screen.period)}")
+    if period is not None:
+        try:
+            quarter_range(period)
+        except FaerslakeError as e:
+            raise ConfigError(f"{src}: key 'period': {e}") from None
     strata = [s.strip().lower() for s in screen.stratify]
     unknown = [s for s in strata if s not in STRATA]
     if unknown:

@@ -5,8 +5,8 @@ transforms, Spark SQL only (the special functions are :mod:`.mgps`, in Arrow
 batches).
 
 Counts are of distinct reports, never of rows. Nothing here brings data to
-the driver but N (one number) and, for stratified screens, N per stratum (a
-few hundred rows at most).
+the driver but N (one number); N per stratum (a few hundred rows at most) is
+broadcast to the executors.
 """
 
 from __future__ import annotations
@@ -50,8 +50,9 @@ def stratum_columns(strata: list[str]) -> list[Column]:
 
 def counted_drug_rows(drugs: DataFrame, screen: Screen, key: str) -> DataFrame:
     """Distinct ``report_key, quarter, drug`` of the counted drug rows: role
-    code in the screen's ``roles`` (every row when unset; a null role code is
-    then never counted), drug key neither null nor empty. ``drugs`` is
+    code in the screen's ``roles`` (every row when unset, one without a role
+    code too; with ``roles`` set such a row never counts), drug key neither
+    null nor empty. ``drugs`` is
     ``silver/drugs`` or, for the ``ingredient`` key, ``silver/drug_ingredients``
     (an unresolved row's ingredient is null: not counted)."""
     value = F.col(KEY_COLUMNS[key])

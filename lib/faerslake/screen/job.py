@@ -82,16 +82,17 @@ def table_name(screen: Screen) -> str:
 
 def run_screen(spark: SparkSession, warehouse: str, screen: Screen, output: str,
                cfg: PipelineConfig | None = None, log: Callable[[str], None] | None = None,
-               study: Study | None = None) -> ScreenResult:
+               study: Study | None = None, top: int | None = None) -> ScreenResult:
     """Screen every drug–event pair of the last completed build; writes the gold
     table and ``OUT/screen_<name>/`` (:data:`SCREEN_FILES`) and returns the
     small results. ``study`` (default: none) names the exposure highlighted
-    in the picture."""
+    in the picture; ``top`` (default the screen's ``top``) the rows of
+    ``ScreenResult.top``, the report's table showing the screen's ``top``."""
     log = sink(log, _LOGGER)
     settings = cfg.tables if cfg is not None else TableSettings()
     wh = Warehouse(warehouse, settings)
     with writer_lock(warehouse, "screen", settings.lock_timeout_seconds, wh.by_catalog):
-        return _run_screen(spark, wh, warehouse, screen, output, log, study)
+        return _run_screen(spark, wh, warehouse, screen, output, log, study, top)
 
 
 def check_screen_dedup(cut: SilverCut, screen: Screen, warehouse: str) -> None:
@@ -171,7 +172,7 @@ def score_pairs(pairs: DataFrame, prior: mgps.Prior) -> DataFrame:
 
 
 def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Screen, output: str,
-                log: Callable[[str], None], study: Study | None) -> ScreenResult:
+                log: Callable[[str], None], study: Study | None, want_top: int | None = None) -> ScreenResult:
     t_start = time.time()
     out_dir = Path(output) / f"screen_{screen.name}"
     clean_stale_folders(out_dir)
@@ -203,11 +204,12 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
     gold_version = wh.version(spark, "gold", table_name(screen))
     versions[f"gold/{table_name(screen)}"] = gold_version
     n_pairs = signals.count()
-    top = signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*order()).limit(screen.top).toPandas()
+    n_top = max(screen.top, want_top or 0)
+    top = signals.where(F.col("a") >= screen.csv_min_reports).orderBy(*order()).limit(n_top).toPandas()
     grid = screen_grid(signals)
     highlight = exposure_pairs(signals, study)
     ctx = ScreenContext(screen=screen, drug_key=key, warehouse=warehouse, n_reports=n_reports, pairs=n_pairs,
-                        prior=prior, top=top, grid=grid, highlight=highlight, study=study,
+                        prior=prior, top=top.head(screen.top), grid=grid, highlight=highlight, study=study,
                         table_versions=versions, faerslake_version=__version__,
                         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
 
@@ -221,8 +223,9 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
         return write_screen_report(tmp, ctx)
 
     paths = {k: out_dir / p.name for k, p in atomic_folder(out_dir, write).items()}
+    where = wh.name("gold", table_name(screen)) if wh.by_catalog else wh.path("gold", table_name(screen))
     log(f"screen {screen.name}: {n_reports:,} reports, {n_pairs:,} pairs ({ctx.pairs_in_csv:,} with a >= "
-        f"{screen.csv_min_reports} in signals.csv) -> {wh.path('gold', table_name(screen))}; report -> "
+        f"{screen.csv_min_reports} in signals.csv) -> {where}; report -> "
         f"{paths.get('md')}")
     return ScreenResult(screen.name, key, n_reports, n_pairs, ctx.pairs_in_csv, prior, top, versions, paths,
                         round(time.time() - t_start, 1))
