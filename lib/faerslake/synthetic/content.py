@@ -16,6 +16,19 @@ from faerslake.synthetic import vocabulary as v
 Drug = tuple[str, str, list[str]]  # (drugname, prod_ai, indication PTs)
 
 
+def noisy_drug_text(rng: random.Random, name: str) -> str:
+    """A drug name as reporters type it (one draw of ``rng``): as is 90 %, a
+    trailing period 4 %, lower case or a doubled inner space 3 %, title case 3 %."""
+    r = rng.random()
+    if r < 0.90:
+        return name
+    if r < 0.94:
+        return name + "."
+    if r < 0.97:
+        return name.lower() if " " not in name else name.replace(" ", "  ", 1)
+    return name.title()
+
+
 @dataclass
 class CaseProfile:
     """A case's content: drugs, an INDI row no drug points to, the reaction pool, the event rate."""
@@ -51,14 +64,7 @@ class CaseContent:
         return pt.capitalize() + " "
 
     def drug_text(self, name: str) -> str:
-        r = self.rng.random()
-        if r < 0.90:
-            return name
-        if r < 0.94:
-            return name + "."
-        if r < 0.97:
-            return name.lower() if " " not in name else name.replace(" ", "  ", 1)
-        return name.title()
+        return noisy_drug_text(self.rng, name)
 
     # ---- content -------------------------------------------------------- #
     def _bg_drugs(self, n: int) -> list[Drug]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from faerslake.config import Study
 from faerslake.errors import InputError
 from faerslake.synthetic import vocabulary as v
+from faerslake.synthetic.content import noisy_drug_text
 from faerslake.synthetic.layouts import ReleaseLayout
 from faerslake.synthetic.model import Report
 from faerslake.synthetic.truth import drug_row_matches, norm_drug_text, norm_pt_text
@@ -136,14 +137,7 @@ class SignalLayer:
 
     # the text noise of content.CaseContent, drawn from the layer's own rng
     def _drug_text(self, name: str) -> str:
-        x = self.rng.random()
-        if x < 0.90:
-            return name
-        if x < 0.94:
-            return name + "."
-        if x < 0.97:
-            return name.lower() if " " not in name else name.replace(" ", "  ", 1)
-        return name.title()
+        return noisy_drug_text(self.rng, name)
 
     def _pt_text(self, pt: str, era: str) -> str:
         if era == "legacy":
