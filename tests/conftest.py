@@ -19,7 +19,7 @@ def spark(tmp_path_factory):
     wh = tmp_path_factory.mktemp("spark-warehouse")
     session = get_spark(
         "faerslake-tests",
-        SparkSettings(master="local[2]", driver_memory="4g", shuffle_partitions=2),
+        SparkSettings(master="local[2]", driver_memory="6g", shuffle_partitions=2),
         extra_conf={
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(wh),
@@ -29,6 +29,21 @@ def spark(tmp_path_factory):
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_cached_data():
+    """After each module, drop what its tests left cached in the session's JVM
+    (persisted frames a failed test never unpersisted, broadcast and cached
+    tables): the suite shares one driver heap, and a clean-clone run of
+    2026-12-02 ran out of its 4g late in the suite, after which every test
+    lost the JVM."""
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()  # never starts one: a module without Spark has none
+    if session is not None:
+        session.catalog.clearCache()
 
 
 @pytest.fixture(scope="session")
