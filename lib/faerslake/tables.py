@@ -43,6 +43,11 @@ class Warehouse:
         parts = [p for p in (self.settings.catalog, self.settings.schema) if p]
         return ".".join(parts + [f"{layer}_{name.replace('/', '_')}"])
 
+    def where(self, layer: str, name: str) -> str:
+        """Where the table is, as a user names it: the catalog table name in
+        catalog mode, else its Delta path (for messages and logs)."""
+        return self.name(layer, name) if self.by_catalog else self.path(layer, name)
+
     @property
     def by_catalog(self) -> bool:
         return self.settings.mode == "catalog"

@@ -147,7 +147,7 @@ def read_silver(spark: SparkSession, wh: Warehouse,
     for name in SILVER_COLUMNS:
         v = cut.silver.get(name)
         if v is None:
-            where = wh.name("silver", name) if wh.by_catalog else wh.path("silver", name)
+            where = wh.where("silver", name)
             raise InputError(f"silver table '{name}' not found at {where}; run 'faerslake ingest' and "
                              f"'faerslake build' first (or 'faerslake run').")
         df = wh.read_at(spark, "silver", name, v)
@@ -169,7 +169,7 @@ def _read_ingredients_for(spark: SparkSession, wh: Warehouse, warehouse: str, cu
     df, v = read_drug_ingredients(spark, wh, cut)
     if df is not None:
         return (df, v), None
-    where = wh.name("silver", "drug_ingredients") if wh.by_catalog else wh.path("silver", "drug_ingredients")
+    where = wh.where("silver", "drug_ingredients")
     if study.exposure.needs_ingredients:
         raise InputError(
             f"study {study.name} matches its exposure by ingredients (exposure.matcher: {study.exposure.matcher}), "

@@ -118,7 +118,7 @@ def read_inputs(spark: SparkSession, wh: Warehouse, warehouse: str, cut: SilverC
     for role, table in names.items():
         v = cut.silver.get(table)
         if v is None:
-            where = wh.name("silver", table) if wh.by_catalog else wh.path("silver", table)
+            where = wh.where("silver", table)
             hint = (" (the build predates drug identity: run 'faerslake build --warehouse "
                     f"{warehouse} --force', or screen with --by drugname)") if table == "drug_ingredients" else ""
             raise InputError(f"silver table '{table}' not found at {where}{hint}; run 'faerslake build "
@@ -223,7 +223,7 @@ def _run_screen(spark: SparkSession, wh: Warehouse, warehouse: str, screen: Scre
         return write_screen_report(tmp, ctx)
 
     paths = {k: out_dir / p.name for k, p in atomic_folder(out_dir, write).items()}
-    where = wh.name("gold", table_name(screen)) if wh.by_catalog else wh.path("gold", table_name(screen))
+    where = wh.where("gold", table_name(screen))
     log(f"screen {screen.name}: {n_reports:,} reports, {n_pairs:,} pairs ({ctx.pairs_in_csv:,} with a >= "
         f"{screen.csv_min_reports} in signals.csv) -> {where}; report -> "
         f"{paths.get('md')}")
