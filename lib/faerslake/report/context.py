@@ -41,6 +41,19 @@ class ReportContext:
     matcher_sensitivity_note: str | None = None
     faerslake_version: str = "?"
     generated_at: str = "?"
+    # the build the study read: its strict de-duplication pass (None: not known)
+    strict_dedup: bool | None = None
+    # software that made the results: {"faerslake": ..., "git commit": ..., "spark": ..., "delta": ...}
+    software: dict[str, str] | None = field(default_factory=dict)
+    # the analyst tables (faerslake.report.analysis; None: not computed)
+    trend: pd.DataFrame | None = None
+    demographics: pd.DataFrame | None = None
+    term_matches: pd.DataFrame | None = None
+    cohort_indications: pd.DataFrame | None = None
+    cases_file: str | None = None
+    cases_rows: int | None = None
+    # extra pictures: file name -> PNG/SVG bytes written beside the report
+    images: dict[str, bytes] | None = field(default_factory=dict)
 
     @classmethod
     def of(cls, context: ReportContext | Mapping[str, Any] | None) -> ReportContext:

@@ -3,6 +3,7 @@ two renderers, so the Markdown and the HTML report never disagree."""
 
 from __future__ import annotations
 
+import base64
 import html
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +17,19 @@ class Table:
 
 @dataclass
 class Image:
+    """A picture: Markdown links ``src`` (the file written beside the report);
+    HTML embeds ``data`` as a data URI when given (the page then stands alone),
+    else links ``src``."""
+
     src: str
     alt: str
+    data: bytes | None = None
+    mime: str = "image/png"
+
+    def html_src(self) -> str:
+        if self.data is None:
+            return self.src
+        return f"data:{self.mime};base64," + base64.b64encode(self.data).decode("ascii")
 
 
 @dataclass
@@ -108,7 +120,7 @@ def render_html(title: str, sections: list[Section]) -> str:
                         for row in b.rows]
                 out.append("</tbody></table>")
             elif isinstance(b, Image):
-                out.append(f'<p><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}"></p>')
+                out.append(f'<p><img src="{html.escape(b.html_src())}" alt="{html.escape(b.alt)}"></p>')
             else:
                 out.append(f"<p>{_inline_html(str(b))}</p>")
     out.append("</body></html>")

@@ -7,7 +7,6 @@ signals, a picture of the whole screen and the Delta versions read.
 
 from __future__ import annotations
 
-import base64
 import io
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ def screen_plot_png(ctx: Any) -> bytes:
     return buf.getvalue()
 
 
-def screen_sections(ctx: Any, image_src: str) -> list[Section]:
+def screen_sections(ctx: Any, image_src: str, image: bytes | None = None) -> list[Section]:
     s = ctx.screen
     p = ctx.prior
     overview = Section("Screen", [
@@ -99,7 +98,7 @@ def screen_sections(ctx: Any, image_src: str) -> list[Section]:
                "Evans"], rows) if rows else "No pair reaches the listing threshold.",
     ])
     picture = Section("The whole screen", [
-        Image(image_src, "EB05 against a for every pair of the screen"),
+        Image(image_src, "EB05 against a for every pair of the screen", data=image),
         "Each grey square is a cell of pairs with about the same a and EB05 (darker: more pairs); red points "
         "are the pairs of the study's exposure drugs; the dashed line is EB05 = 2, the usual screening threshold.",
     ])
@@ -117,7 +116,7 @@ def write_screen_report(out_dir: Path, ctx: Any) -> dict[str, Path]:
     data = screen_plot_png(ctx)
     png = atomic_write_bytes(out_dir / "screen_plot.png", data)
     title = f"faerslake screen: {ctx.screen.name}"
-    md = atomic_write_text(out_dir / "report.md", render_markdown(title, screen_sections(ctx, png.name)))
-    uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-    page = atomic_write_text(out_dir / "report.html", render_html(title, screen_sections(ctx, uri)))
+    sections = screen_sections(ctx, png.name, data)
+    md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections))
+    page = atomic_write_text(out_dir / "report.html", render_html(title, sections))
     return {"md": md, "html": page, "png": png}

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from faerslake.report.analysis import cases_section, demographics_section, terms_section, trend_section
 from faerslake.report.context import ReportContext
 from faerslake.report.document import Image, Section, Table
 from faerslake.report.format import fmt_ci, fmt_int, fmt_num, fmt_p, is_null
@@ -229,7 +230,9 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
     by side (a study naming tokens and ingredients), data, definition, provenance."""
     ctx = ReportContext.of(ctx)
     sensitivity = _sensitivity_section(ctx)
+    analyst = [s for s in (trend_section(ctx), demographics_section(ctx), terms_section(ctx),
+                           cases_section(ctx)) if s is not None]
     return [_results_section(results, plot_name),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
-            _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), _data_section(ctx),
-            _definition_section(ctx.study), _provenance_section(ctx)]
+            _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
+            _data_section(ctx), _definition_section(ctx.study), _provenance_section(ctx)]
