@@ -3,6 +3,7 @@ published figures, data summaries and provenance; missing pieces say so."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pandas as pd
@@ -111,7 +112,10 @@ def test_report_files_and_contents(tmp_path, study, full_context):
 
     page = paths["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
-    assert '<img src="forest_plot.png"' in page
+    # the picture is embedded: the page stands alone (PNG bytes as a data URI)
+    png = paths["png"].read_bytes()
+    assert '<img src="data:image/png;base64,' + base64.b64encode(png).decode("ascii") + '"' in page
+    assert '<img src="forest_plot.png"' not in page
     assert "<td>migraine</td><td>4,180</td><td>57</td><td>56,675</td><td>1,310</td>" in page
     assert study.sha256 in page and "<td>silver/reports</td><td>3</td>" in page
     md_tables = sum(1 for ln in md.splitlines() if ln.startswith("|---"))

@@ -53,8 +53,9 @@ def write_report(out_dir: Path, results_df: pd.DataFrame,
     name = getattr(ctx.study, "name", None) or (
         str(results_df["study"].iloc[0]) if len(results_df) else "study")
     title = f"faerslake study: {name}"
-    png = atomic_write_bytes(out_dir / "forest_plot.png", forest_plot_png(results_df, title=name))
-    sections = build_sections(results_df, ctx, png.name)
+    png_bytes = forest_plot_png(results_df, title=name)
+    png = atomic_write_bytes(out_dir / "forest_plot.png", png_bytes)
+    sections = build_sections(results_df, ctx, png.name, png_bytes)  # the HTML embeds the picture
     md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections))
     page = atomic_write_text(out_dir / "report.html", render_html(title, sections))
     return {"md": md, "html": page, "png": png}

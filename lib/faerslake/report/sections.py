@@ -27,7 +27,7 @@ def _results_table(results: pd.DataFrame) -> Table:
     return Table(header, rows)
 
 
-def _results_section(results: pd.DataFrame, plot_name: str | None) -> Section:
+def _results_section(results: pd.DataFrame, plot_name: str | None, plot_data: bytes | None = None) -> Section:
     sec = Section("Cohort results", [
         "a = exposed with event, b = exposed without, c = controls with event, d = controls without; "
         "ROR = (a/b)/(c/d) with exp(ln ROR ± 1.959964·SE); Haldane: 0.5 added to every cell when one "
@@ -36,7 +36,7 @@ def _results_section(results: pd.DataFrame, plot_name: str | None) -> Section:
         _results_table(results),
     ])
     if plot_name:
-        sec.blocks.append(Image(plot_name, "forest plot of ROR per cohort"))
+        sec.blocks.append(Image(plot_name, "forest plot of ROR per cohort", data=plot_data))
     return sec
 
 
@@ -225,14 +225,15 @@ def _mh_section(mh: pd.DataFrame | None) -> Section:
 
 
 def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any],
-                   plot_name: str | None) -> list[Section]:
+                   plot_name: str | None, plot_data: bytes | None = None) -> list[Section]:
     """The report in order: results, published figures, MH, the matchers side
-    by side (a study naming tokens and ingredients), data, definition, provenance."""
+    by side (a study naming tokens and ingredients), data, definition, provenance.
+    ``plot_data``: the forest plot's PNG bytes, embedded in the HTML page."""
     ctx = ReportContext.of(ctx)
     sensitivity = _sensitivity_section(ctx)
     analyst = [s for s in (trend_section(ctx), demographics_section(ctx), terms_section(ctx),
                            cases_section(ctx)) if s is not None]
-    return [_results_section(results, plot_name),
+    return [_results_section(results, plot_name, plot_data),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
             _data_section(ctx), _definition_section(ctx.study), _provenance_section(ctx)]
