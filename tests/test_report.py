@@ -226,3 +226,62 @@ def test_run_study_report_provenance(spark, study, tmp_path, seal_silver):
     for name in ("cohort_members", "cohort_results", "mantel_haenszel"):
         v = wh.version(spark, "gold", f"botox_depression/{name}")
         assert f"| gold/botox_depression/{name} | {v} |" in md
+
+
+# --------------------------------------------------------------------------- #
+# the analyst's report (#18): summary, contents, 2x2, methods, limitations
+# --------------------------------------------------------------------------- #
+def section_text(md: str, title: str) -> str:
+    """The Markdown of one section (its heading excluded)."""
+    return md.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_summary_states_direction_ror_ci_q_and_the_count(tmp_path, study, full_context):
+    md = report.write_report(tmp_path, results_for(study, COUNTS), full_context)["md"].read_text()
+    assert md.index("## Summary") < md.index("## Cohort results")  # the answer first
+    summary = section_text(md, "Summary")
+    assert summary.splitlines()[1] == ("2 of 8 cohorts show a significantly lower and 0 a significantly higher "
+                                       "reporting rate (BH q &lt; 0.05); 4 are not estimable.")
+    assert "ROR &lt; 1 means that the event (depression, major depression, depressed mood, …) was reported " \
+           "less often among the exposed reports" in summary
+    bullets = [ln[2:] for ln in summary.splitlines() if ln.startswith("- ")]
+    assert bullets == [
+        "cosmetic: reported more often among exposed (ROR 1.17 [95 % CI 0.283–4.86], BH q 1.000; not significant).",
+        "migraine: reported less often among exposed (ROR 0.584 [95 % CI 0.447–0.763], BH q 2.33e-04; "
+        "significant).",
+        "spasticity: not estimable (no exposed reports).",
+        "torticollis: not estimable (no exposed reports).",
+        "blepharospasm: not estimable (no exposed reports).",
+        "hyperhidrosis: not estimable (no exposed reports).",
+        "sialorrhea: reported less often among exposed (ROR 0.0889 [95 % CI 0.00544–1.45], Haldane-corrected, "
+        "BH q 0.043; significant, though the 95 % CI includes 1).",
+        "bladder: reported less often among exposed (ROR 0.775 [95 % CI 0.435–1.38], BH q 1.000; not significant).",
+    ]
+    # a higher rate counts as such; a cohort with no event anywhere says why it has no ROR
+    more = results_for(study, {"cosmetic": (400, 20284, 2, 1212), "migraine": (0, 10, 0, 20)})
+    md2 = report.write_report(tmp_path / "more", more, {"study": study})["md"].read_text()
+    s2 = section_text(md2, "Summary")
+    assert s2.splitlines()[1].startswith("0 of 8 cohorts show a significantly lower and 1 a significantly higher")
+    assert "- migraine: not estimable (no report with the event)." in s2
+
+
+def test_contents_link_every_section_and_the_subtitle_is_the_description(tmp_path, study, full_context):
+    import re
+
+    from faerslake.report.document import section_ids, slug
+
+    paths = report.write_report(tmp_path, results_for(study, COUNTS), full_context)
+    md, page = paths["md"].read_text(), paths["html"].read_text()
+    first_line = study.description.strip().splitlines()[0]
+    assert md.splitlines()[2] == first_line
+    assert f'<p class="subtitle">{first_line}</p>' in page
+    titles = [ln[3:] for ln in md.splitlines() if ln.startswith("## ")]
+    links = re.findall(r"^- \[(.+)\]\(#([^)]+)\)$", md.split("\n## ", 1)[0], flags=re.M)
+    assert [t for t, _ in links] == titles and titles[0] == "Summary"
+    assert [a for _, a in links] == [slug(t) for t in titles]
+    assert slug("Mantel–Haenszel pooled ROR (extra)") == "mantelhaenszel-pooled-ror-extra"  # as GitHub
+    # HTML: the contents' links are exactly the headings' ids, in order
+    hrefs = re.findall(r'<li><a href="#([^"]+)">', page)
+    ids = re.findall(r'<h2 id="([^"]+)">', page)
+    assert hrefs == ids == [a for _, a in links]
+    assert section_ids([report.Section("A b"), report.Section("A b")]) == ["a-b", "a-b-1"]

@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 
+def subtitle_of(study: Any) -> str:
+    """The report's subtitle: the first line of the study's description."""
+    text = (getattr(study, "description", None) or "").strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
 def write_report(out_dir: Path, results_df: pd.DataFrame,
                  context: ReportContext | Mapping[str, Any]) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``forest_plot.png`` into ``out_dir``.
@@ -56,6 +62,7 @@ def write_report(out_dir: Path, results_df: pd.DataFrame,
     png_bytes = forest_plot_png(results_df, title=name)
     png = atomic_write_bytes(out_dir / "forest_plot.png", png_bytes)
     sections = build_sections(results_df, ctx, png.name, png_bytes)  # the HTML embeds the picture
-    md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections))
-    page = atomic_write_text(out_dir / "report.html", render_html(title, sections))
+    subtitle = subtitle_of(ctx.study)
+    md = atomic_write_text(out_dir / "report.md", render_markdown(title, sections, subtitle))
+    page = atomic_write_text(out_dir / "report.html", render_html(title, sections, subtitle))
     return {"md": md, "html": page, "png": png}

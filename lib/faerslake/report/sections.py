@@ -10,10 +10,76 @@ import pandas as pd
 
 from faerslake.report.analysis import cases_section, demographics_section, terms_section, trend_section
 from faerslake.report.context import ReportContext
-from faerslake.report.document import Image, Section, Table
+from faerslake.report.document import Bullets, Image, Section, Table
 from faerslake.report.format import fmt_ci, fmt_int, fmt_num, fmt_p, is_null
 
 NOT_AVAILABLE = "not available"
+# a cohort's result is significant when its Benjamini–Hochberg q is below this
+Q_SIGNIFICANT = 0.05
+
+
+def _cells(r: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """A cohort's 2×2 cells a, b, c, d from its four counts (spec §5)."""
+    a, c = int(r["exposed_events"]), int(r["control_events"])
+    return a, int(r["exposed_reports"]) - a, c, int(r["control_reports"]) - c
+
+
+def _not_estimable_reason(a: int, b: int, c: int, d: int) -> str:
+    """Why a cohort has no ROR: which whole row or column of its table is 0."""
+    if a + b == 0:
+        return "no exposed reports"
+    if c + d == 0:
+        return "no control reports"
+    if a + c == 0:
+        return "no report with the event"
+    return "every report has the event"
+
+
+def significant(q: Any) -> bool:
+    """The report's significance rule: a BH q below :data:`Q_SIGNIFICANT`."""
+    return not is_null(q) and float(q) < Q_SIGNIFICANT
+
+
+def _summary_sentence(r: Mapping[str, Any]) -> str:
+    """One cohort in a sentence: direction, ROR [95 % CI], BH q, significance."""
+    name = str(r["cohort"])
+    if is_null(r.get("ror")):
+        return f"{name}: not estimable ({_not_estimable_reason(*_cells(r))})."
+    ror = float(r["ror"])
+    direction = ("reported less often among exposed" if ror < 1 else
+                 "reported more often among exposed" if ror > 1 else "reported as often among exposed")
+    verdict = "significant" if significant(r.get("fisher_q")) else "not significant"
+    lo, hi = r.get("ror_ci_lower"), r.get("ror_ci_upper")
+    if verdict == "significant" and not is_null(lo) and not is_null(hi) and float(lo) <= 1 <= float(hi):
+        verdict += ", though the 95 % CI includes 1"  # Fisher's exact test and the log-normal CI disagree
+    haldane = ", Haldane-corrected" if r.get("haldane_corrected") else ""
+    return (f"{name}: {direction} (ROR {fmt_num(ror)} [95 % CI {fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])}]"
+            f"{haldane}, BH q {fmt_p(r.get('fisher_q'))}; {verdict}).")
+
+
+def _summary_section(results: pd.DataFrame, study: Any) -> Section:
+    """The answer first: the significance count, then one sentence per cohort."""
+    recs = results.to_dict("records")
+    n = len(recs)
+    lower = sum(1 for r in recs if not is_null(r.get("ror")) and r["ror"] < 1 and significant(r.get("fisher_q")))
+    higher = sum(1 for r in recs if not is_null(r.get("ror")) and r["ror"] > 1 and significant(r.get("fisher_q")))
+    missing = sum(1 for r in recs if is_null(r.get("ror")))
+    event = "the event"
+    pts = list(getattr(study, "outcome_pts", None) or [])
+    if pts:
+        event += f" ({', '.join(pts[:3]).lower()}{', …' if len(pts) > 3 else ''})"
+    count = (f"{lower} of {n} cohort{'s' if n != 1 else ''} show a significantly lower and {higher} a "
+             f"significantly higher reporting rate (BH q < {Q_SIGNIFICANT:g})")
+    if missing:
+        count += f"; {missing} {'is' if missing == 1 else 'are'} not estimable"
+    return Section("Summary", [
+        count + ".",
+        f"ROR < 1 means that {event} was reported less often among the exposed reports than among the "
+        "controls of the same cohort, ROR > 1 more often; a cohort is significant when its "
+        f"Benjamini–Hochberg q (over all {n} cohorts) is below {Q_SIGNIFICANT:g}. These are reporting rates "
+        "in spontaneous reports, not incidences (see Limitations).",
+        Bullets([_summary_sentence(r) for r in recs]) if recs else "No cohorts.",
+    ])
 
 
 def _results_table(results: pd.DataFrame) -> Table:
@@ -233,7 +299,7 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
     sensitivity = _sensitivity_section(ctx)
     analyst = [s for s in (trend_section(ctx), demographics_section(ctx), terms_section(ctx),
                            cases_section(ctx)) if s is not None]
-    return [_results_section(results, plot_name, plot_data),
+    return [_summary_section(results, ctx.study), _results_section(results, plot_name, plot_data),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
             _data_section(ctx), _definition_section(ctx.study), _provenance_section(ctx)]
