@@ -285,3 +285,27 @@ def test_contents_link_every_section_and_the_subtitle_is_the_description(tmp_pat
     ids = re.findall(r'<h2 id="([^"]+)">', page)
     assert hrefs == ids == [a for _, a in links]
     assert section_ids([report.Section("A b"), report.Section("A b")]) == ["a-b", "a-b-1"]
+
+
+def test_two_by_two_with_event_rates_and_prr_ci(tmp_path, study, full_context):
+    import numpy as np
+    from statsmodels.stats.contingency_tables import Table2x2
+
+    paths = report.write_report(tmp_path, results_for(study, COUNTS), full_context)
+    md, page = paths["md"].read_text(), paths["html"].read_text()
+    sec = section_text(md, "2×2 tables and event rates")
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]]
+            for ln in sec.splitlines() if ln.startswith("| ")}
+    assert rows["cohort"] == ["cohort", "a", "b", "c", "d", "event % exposed", "event % control", "PRR",
+                              "PRR 95 % CI", "Haldane", "χ² (Yates)"]
+    # migraine: 57/4,180 = 1.36 %, 1,310/56,675 = 2.31 %; PRR 0.590 (0.453–0.768)
+    assert rows["migraine"] == ["migraine", "57", "4,123", "1,310", "55,365", "1.36 %", "2.31 %", "0.59",
+                                "0.453–0.768", "no", "15.50"]
+    lo, hi = Table2x2(np.array([[57, 4123], [1310, 55365]])).riskratio_confint(method="normal")
+    assert (round(lo, 3), round(hi, 3)) == (0.453, 0.768)
+    assert rows["cosmetic"][5:9] == ["0.19 %", "0.16 %", "1.17", "0.284–4.85"]
+    # a = 0: event % 0.00, PRR and CI Haldane-corrected
+    assert rows["sialorrhea"] == ["sialorrhea", "0", "157", "40", "1,134", "0.00 %", "3.41 %", "0.0918",
+                                  "0.00567–1.49", "yes", "4.41"]
+    assert rows["spasticity"][1:] == ["0", "0", "0", "0", "–", "–", "–", "–", "no", "–"]
+    assert "<td>migraine</td><td>57</td><td>4,123</td><td>1,310</td><td>55,365</td><td>1.36 %</td>" in page

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from faerslake import stats
 from faerslake.report.analysis import cases_section, demographics_section, terms_section, trend_section
 from faerslake.report.context import ReportContext
 from faerslake.report.document import Bullets, Image, Section, Table
@@ -18,7 +19,7 @@ NOT_AVAILABLE = "not available"
 Q_SIGNIFICANT = 0.05
 
 
-def _cells(r: Mapping[str, Any]) -> tuple[int, int, int, int]:
+def _cells(r: Mapping[Any, Any]) -> tuple[int, int, int, int]:
     """A cohort's 2×2 cells a, b, c, d from its four counts (spec §5)."""
     a, c = int(r["exposed_events"]), int(r["control_events"])
     return a, int(r["exposed_reports"]) - a, c, int(r["control_reports"]) - c
@@ -40,7 +41,7 @@ def significant(q: Any) -> bool:
     return not is_null(q) and float(q) < Q_SIGNIFICANT
 
 
-def _summary_sentence(r: Mapping[str, Any]) -> str:
+def _summary_sentence(r: Mapping[Any, Any]) -> str:
     """One cohort in a sentence: direction, ROR [95 % CI], BH q, significance."""
     name = str(r["cohort"])
     if is_null(r.get("ror")):
@@ -50,7 +51,7 @@ def _summary_sentence(r: Mapping[str, Any]) -> str:
                  "reported more often among exposed" if ror > 1 else "reported as often among exposed")
     verdict = "significant" if significant(r.get("fisher_q")) else "not significant"
     lo, hi = r.get("ror_ci_lower"), r.get("ror_ci_upper")
-    if verdict == "significant" and not is_null(lo) and not is_null(hi) and float(lo) <= 1 <= float(hi):
+    if verdict == "significant" and lo is not None and hi is not None and float(lo) <= 1 <= float(hi):
         verdict += ", though the 95 % CI includes 1"  # Fisher's exact test and the log-normal CI disagree
     haldane = ", Haldane-corrected" if r.get("haldane_corrected") else ""
     return (f"{name}: {direction} (ROR {fmt_num(ror)} [95 % CI {fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])}]"
@@ -104,6 +105,34 @@ def _results_section(results: pd.DataFrame, plot_name: str | None, plot_data: by
     if plot_name:
         sec.blocks.append(Image(plot_name, "forest plot of ROR per cohort", data=plot_data))
     return sec
+
+
+def fmt_pct(num: int, den: int) -> str:
+    """``num/den`` as a percentage with 2 decimals (``–`` when ``den`` is 0)."""
+    return "–" if den == 0 else f"{100 * num / den:.2f} %"
+
+
+def _two_by_two_section(results: pd.DataFrame) -> Section:
+    """Per cohort its 2×2 table, the event rate in each arm, the PRR with its
+    CI (:func:`faerslake.stats.prr_ci`) and Yates' χ²."""
+    rows = []
+    for r in results.to_dict("records"):
+        a, b, c, d = _cells(r)
+        p = stats.prr_ci(a, b, c, d)
+        _, chi2 = stats.prr_chi2(a, b, c, d)
+        rows.append([str(r["cohort"]), fmt_int(a), fmt_int(b), fmt_int(c), fmt_int(d), fmt_pct(a, a + b),
+                     fmt_pct(c, c + d), fmt_num(p.prr), fmt_ci(p.ci_lower, p.ci_upper),
+                     "yes" if p.haldane_corrected else "no", fmt_num(chi2)])
+    return Section("2×2 tables and event rates", [
+        "Per cohort: a = exposed with event, b = exposed without, c = controls with event, d = controls "
+        "without; event % = a/(a+b) among the exposed and c/(c+d) among the controls. PRR = "
+        "(a/(a+b))/(c/(c+d)) with exp(ln PRR ± 1.959964·SE), SE = √(1/a − 1/(a+b) + 1/c − 1/(c+d)); "
+        "like the ROR, 0.5 is added to every cell when one is 0 (Haldane) and – marks a whole row or column "
+        "of 0 (the results table's PRR is the uncorrected `prr` column). χ² is Pearson's with Yates' "
+        "correction.",
+        Table(["cohort", "a", "b", "c", "d", "event % exposed", "event % control", "PRR", "PRR 95 % CI",
+               "Haldane", "χ² (Yates)"], rows),
+    ])
 
 
 def _published_section(results: pd.DataFrame, published: dict[str, dict[str, Any]]) -> Section:
@@ -300,6 +329,7 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
     analyst = [s for s in (trend_section(ctx), demographics_section(ctx), terms_section(ctx),
                            cases_section(ctx)) if s is not None]
     return [_summary_section(results, ctx.study), _results_section(results, plot_name, plot_data),
+            _two_by_two_section(results),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
             _data_section(ctx), _definition_section(ctx.study), _provenance_section(ctx)]
