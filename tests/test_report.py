@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 
+import faerslake
 import pandas as pd
 import pytest
 from faerslake import gold, report, stats
@@ -63,6 +65,9 @@ def full_context(study):
             "strata_used": [12, 20], "crude_ror": [1.17, 0.584], "mh_ror": [1.1, 0.61234],
             "mh_ci_lower": [0.25, 0.45], "mh_ci_upper": [4.9, 0.83]}),
         "faerslake_version": "9.9.9", "generated_at": "2026-11-26 16:00:00 UTC",
+        "strict_dedup": False,
+        "software": {"faerslake": "9.9.9", "git commit": "0123abc", "Python": "3.11.9", "Spark": "3.5.3",
+                     "delta-spark": "3.2.1"},
     }
 
 
@@ -309,3 +314,37 @@ def test_two_by_two_with_event_rates_and_prr_ci(tmp_path, study, full_context):
                                   "0.00567–1.49", "yes", "4.41"]
     assert rows["spasticity"][1:] == ["0", "0", "0", "0", "–", "–", "–", "–", "no", "–"]
     assert "<td>migraine</td><td>57</td><td>4,123</td><td>1,310</td><td>55,365</td><td>1.36 %</td>" in page
+
+
+def test_methods_can_be_checked_line_by_line(tmp_path, study, full_context):
+    md = report.write_report(tmp_path, results_for(study, COUNTS), full_context)["md"].read_text()
+    methods = section_text(md, "Methods")
+    lines = methods.splitlines()
+    assert "Source: the FDA Adverse Event Reporting System quarterly ASCII extracts (legacy AERS to 2012Q3, " \
+           "FAERS from 2012Q4); quarters covered: 2012Q4–2013Q1 (2 quarters)." in lines
+    assert any(ln.startswith("- strict de-duplication: off (") for ln in lines)
+    assert any("deleted-case list" in ln for ln in lines) and any("`caseversion`, `fda_dt`" in ln for ln in lines)
+    # the exposure, the FULL exclusion list (every token), event PTs, role codes, cohorts
+    assert "exclusion tokens: ANTITOXIN, IMMUNE GLOBULIN; ingredients: ONABOTULINUMTOXINA" in methods
+    assert "matched by tokens; role codes: any." in methods
+    assert "substring matching on the reported names, not a mapping to ingredients" in methods
+    excl = [ln for ln in lines if ln.startswith("Exclusions (exposed and controls alike): ")]
+    assert len(excl) == 1 and len(study.exclusions.drug_tokens) == 42
+    assert excl[0].endswith("any of these 42 tokens: " + ", ".join(study.exclusions.drug_tokens) + ".")
+    for token in study.exclusions.drug_tokens:
+        assert token in excl[0]
+    assert "Event (any REAC PT): " + ", ".join(study.outcome_pts) + "." in lines
+    assert "| bladder | NEUROGENIC BLADDER, HYPERTONIC BLADDER, BLADDER SPASM, BLADDER DYSFUNCTION, " \
+           "URINARY INCONTINENCE |" in lines
+    assert "- Benjamini–Hochberg q over every cohort of the study (8); significant: q &lt; 0.05;" in lines
+    assert any(ln.startswith("- Mantel–Haenszel pooled ROR over strata (sex, age band, era)") for ln in lines)
+    assert "Software: faerslake 9.9.9; git commit 0123abc; Python 3.11.9; Spark 3.5.3; delta-spark 3.2.1." in lines
+    # on and not known
+    for flag, text in ((True, "on"), (None, "not known")):
+        md2 = report.write_report(tmp_path / text, results_for(study, COUNTS),
+                                  {**full_context, "strict_dedup": flag})["md"].read_text()
+        assert f"- strict de-duplication: {text} (" in md2
+    soft = report.ReportContext.software_versions()
+    assert list(soft) == ["faerslake", "git commit", "Python", "Spark", "delta-spark"]
+    assert soft["Spark"] == "not known" and soft["faerslake"] == faerslake.__version__
+    assert soft["delta-spark"] == importlib.metadata.version("delta-spark")

@@ -369,6 +369,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
         faerslake_version=__version__,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
     )
     paths = write_study_folder(out_dir, results, mh, ctx, sensitivity)
     log(f"study {study.name}: report -> {paths.get('md')}")

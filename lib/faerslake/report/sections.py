@@ -198,31 +198,93 @@ def _data_section(ctx: ReportContext) -> Section:
     return sec
 
 
-def _definition_section(study: Any) -> Section:
-    sec = Section("Study definition")
-    if study is None:
-        sec.blocks.append(NOT_AVAILABLE)
-        return sec
-    ex = study.exclusions
+STRICT_TEXT = {True: "on", False: "off", None: "not known"}
+
+
+def _exposure_line(study: Any) -> str:
+    """The exposure's tokens, exclusion tokens, ingredients, matcher and role codes."""
     expo = study.exposure
     ingredients = list(getattr(expo, "ingredients", []) or [])
     matcher = getattr(expo, "matcher", None) or "tokens"
-    sec.blocks += [
-        study.description.strip() if study.description else "",
-        f"Exposure tokens: {', '.join(expo.tokens) or 'none'}; exclusion tokens: "
-        f"{', '.join(expo.exclude_tokens) or 'none'}; "
-        + (f"ingredients: {', '.join(ingredients)}; " if ingredients else "")
-        + f"matched by {_MATCHER_TEXT.get(matcher, matcher)}; role codes: "
-        f"{', '.join(study.exposure_role_codes) if study.exposure_role_codes else 'any'}.",
-        f"Event (any REAC PT): {', '.join(study.outcome_pts)}.",
-        "Exclusions: " + (
-            ("reports with an outcome PT as indication; " if ex.outcome_indications else "")
-            + f"reports with a drug matching {len(ex.drug_tokens)} tokens"
-            if ex.enabled else "off") + ".",
-        f"Period: {study.period or 'all quarters in the warehouse'}.",
-        Table(["cohort", "indication PTs"], [[c.name, ", ".join(c.indications)] for c in study.cohorts]),
-    ]
-    sec.blocks = [b for b in sec.blocks if b != ""]
+    return (f"Exposure tokens: {', '.join(expo.tokens) or 'none'}; exclusion tokens: "
+            f"{', '.join(expo.exclude_tokens) or 'none'}; "
+            + (f"ingredients: {', '.join(ingredients)}; " if ingredients else "")
+            + f"matched by {_MATCHER_TEXT.get(matcher, matcher)}; role codes: "
+            f"{', '.join(study.exposure_role_codes) if study.exposure_role_codes else 'any'}.")
+
+
+def _matching_text(matcher: str) -> str:
+    """How a drug row becomes an exposure drug row under ``matcher``."""
+    tokens = ("its normalised drugname or prod_ai contains an exposure token as a substring and no exclusion "
+              "token (substring matching on the reported names, not a mapping to ingredients)")
+    ingredients = ("one of its active ingredients (`silver/drug_ingredients`) equals a listed ingredient")
+    text = {"tokens": tokens, "ingredients": ingredients}.get(matcher, f"{tokens}, or {ingredients}")
+    return f"A drug row is an exposure drug row when {text}."
+
+
+def _methods_section(ctx: ReportContext, results: pd.DataFrame) -> Section:
+    """What a reviewer checks line by line: source and period, de-duplication,
+    exposure, cohorts, event, exclusions, statistics, software."""
+    sec = Section("Methods")
+    study = ctx.study
+    quarters = ctx.quarters or []
+    qt = ctx.quarters_text or (", ".join(quarters) if quarters else None)
+    period = getattr(study, "period", None)
+    sec.blocks.append(
+        "Source: the FDA Adverse Event Reporting System quarterly ASCII extracts (legacy AERS to 2012Q3, FAERS "
+        f"from 2012Q4); quarters covered: {qt or NOT_AVAILABLE}"
+        + (f" ({len(quarters)} quarter{'s' if len(quarters) != 1 else ''})." if quarters else "."))
+    sec.blocks.append("De-duplication (spec §2), in this order:")
+    sec.blocks.append(Bullets([
+        "a report is one DEMO row of one quarter; its DRUG, INDI and REAC rows are those of the same quarter "
+        "with the same report key (`primaryid`, legacy `ISR`);",
+        "every report whose case id (`caseid`, legacy `CASE`) is on any quarter's deleted-case list is dropped;",
+        "one report per case id is kept: the first by era (FAERS before legacy), `caseversion`, `fda_dt`, "
+        "quarter and report key, all descending;",
+        f"strict de-duplication: {STRICT_TEXT.get(ctx.strict_dedup, 'not known')} (the optional pass that also "
+        "merges reports of different cases agreeing on event date, age, sex, country, drug names and PTs).",
+    ]))
+    if study is None:
+        sec.blocks.append(f"Study definition: {NOT_AVAILABLE}.")
+    else:
+        ex = study.exclusions
+        matcher = getattr(study.exposure, "matcher", None) or "tokens"
+        if study.description:
+            sec.blocks.append(f"Question: {' '.join(study.description.split())}")
+        sec.blocks += [
+            _exposure_line(study),
+            _matching_text(matcher),
+            "Cohorts: a report is exposed in a cohort when one of its exposure drug rows has one of the "
+            "cohort's indication PTs, and a control when any of its drug rows has one and none of its drug rows "
+            "is an exposure drug; a report may be in several cohorts.",
+            Table(["cohort", "indication PTs"], [[c.name, ", ".join(c.indications)] for c in study.cohorts]),
+            f"Event (any REAC PT): {', '.join(study.outcome_pts)}.",
+            "Exclusions (exposed and controls alike): " + (
+                ("reports with an outcome PT as indication; " if ex.outcome_indications else "")
+                + (f"reports with a drug matching any of these {len(ex.drug_tokens)} tokens: "
+                   f"{', '.join(ex.drug_tokens)}" if ex.drug_tokens else "no drug tokens")
+                if ex.enabled else "off") + ".",
+            f"Period: {period or 'all quarters in the warehouse'}.",
+        ]
+    n = len(results)
+    strata = NOT_AVAILABLE
+    mh = ctx.mantel_haenszel
+    if mh is not None and len(mh) and "strata" in mh.columns:
+        strata = str(mh["strata"].iloc[0])
+    sec.blocks.append("Statistics:")
+    sec.blocks.append(Bullets([
+        "ROR = (a/b)/(c/d) with 95 % CI exp(ln ROR ± 1.959964·SE), SE = √(1/a + 1/b + 1/c + 1/d); when a cell "
+        "is 0, 0.5 is added to all four (Haldane); not estimable when a whole row or column is 0;",
+        "Fisher's exact test, two-sided, on the uncorrected table (p = 1 when not estimable);",
+        f"Benjamini–Hochberg q over every cohort of the study ({n}); significant: q < {Q_SIGNIFICANT:g};",
+        "PRR = (a/(a+b))/(c/(c+d)) with the log-normal 95 % CI, SE = √(1/a − 1/(a+b) + 1/c − 1/(c+d)), "
+        "Haldane as for the ROR; Pearson's χ² with Yates' correction;",
+        f"Mantel–Haenszel pooled ROR over strata ({strata}), Robins–Breslow–Greenland 95 % CI (a sensitivity "
+        "analysis).",
+    ]))
+    soft = dict(ctx.software or {})
+    soft.setdefault("faerslake", ctx.faerslake_version)
+    sec.blocks.append("Software: " + "; ".join(f"{k} {v}" for k, v in soft.items()) + ".")
     return sec
 
 
@@ -332,4 +394,4 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
             _two_by_two_section(results),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
-            _data_section(ctx), _definition_section(ctx.study), _provenance_section(ctx)]
+            _data_section(ctx), _methods_section(ctx, results), _provenance_section(ctx)]
