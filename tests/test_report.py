@@ -348,3 +348,21 @@ def test_methods_can_be_checked_line_by_line(tmp_path, study, full_context):
     assert list(soft) == ["faerslake", "git commit", "Python", "Spark", "delta-spark"]
     assert soft["Spark"] == "not known" and soft["faerslake"] == faerslake.__version__
     assert soft["delta-spark"] == importlib.metadata.version("delta-spark")
+
+
+def test_limitations_name_the_known_biases(tmp_path, study, full_context):
+    import dataclasses
+
+    md = report.write_report(tmp_path, results_for(study, COUNTS), full_context)["md"].read_text()
+    lim = section_text(md, "Limitations")
+    items = [ln[2:] for ln in lim.splitlines() if ln.startswith("- ")]
+    assert len(items) == 7
+    for words in ("no incidence", "not evidence of causality", "Under-reporting", "notoriety bias",
+                  "Indication bias", "Residual duplicates", "not by a mapping to ingredients",
+                  "MedDRA version drift"):
+        assert sum(words in it for it in items) == 1, words
+    by_ingredient = dataclasses.replace(study, exposure=dataclasses.replace(study.exposure, matcher="ingredients"))
+    md2 = report.write_report(tmp_path / "ing", results_for(by_ingredient, COUNTS),
+                              {**full_context, "study": by_ingredient})["md"].read_text()
+    lim2 = section_text(md2, "Limitations")
+    assert "found by active ingredient" in lim2 and "not by a mapping to ingredients" not in lim2

@@ -288,6 +288,36 @@ def _methods_section(ctx: ReportContext, results: pd.DataFrame) -> Section:
     return sec
 
 
+def _limitations_section(study: Any) -> Section:
+    """What these numbers cannot say (spontaneous reports), and the limits of
+    this pipeline's matching; the drug-matching line follows the study's matcher."""
+    matcher = getattr(getattr(study, "exposure", None), "matcher", None) or "tokens"
+    if matcher == "ingredients":
+        matching = ("Drug matching: the exposure is found by active ingredient (`silver/drug_ingredients`); a "
+                    "drug row whose name could not be resolved to an ingredient is not counted as exposed.")
+    else:
+        matching = ("Drug matching: the exposure and the exclusions are found by substrings of the reported "
+                    "drug names (normalised drugname / prod_ai), not by a mapping to ingredients: a misspelt "
+                    "or unlisted brand is missed, and a token can match an unrelated name (the exclusion "
+                    "tokens remove the known ones).")
+    return Section("Limitations", [Bullets([
+        "Spontaneous reports: FAERS holds reports, not patients followed over time. There is no denominator "
+        "of people exposed, so no incidence or risk can be computed, and a disproportion is a signal, not "
+        "evidence of causality.",
+        "Under-reporting and stimulated reporting: most adverse events are never reported, and reporting "
+        "rises with publicity, litigation and new approvals (notoriety bias), differently for each drug.",
+        "Indication bias (confounding by indication): the cohort design compares reports for the same "
+        "indication, which controls it only partly; severity, co-morbidity and co-medication still differ "
+        "between the exposed and the controls.",
+        "Residual duplicates: de-duplication by case id (and the optional strict pass) cannot merge the same "
+        "patient reported under different case ids by different reporters.",
+        matching,
+        "MedDRA version drift: PTs are matched as text, and MedDRA renames, merges and moves terms between "
+        "versions over the years covered; FAERS reports carry the version of their own quarter.",
+        "MedDRA is licensed by ICH/MSSO; this report lists PT names as written in the public FAERS files.",
+    ])])
+
+
 _MATCHER_TEXT = {"tokens": "tokens", "ingredients": "ingredients",
                  "either": "tokens or ingredients (either)"}
 SENSITIVITY_TITLE = "Exposure matched by tokens and by ingredients"
@@ -394,4 +424,5 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
             _two_by_two_section(results),
             _published_section(results, getattr(ctx.study, "published", {}) or {}),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
-            _data_section(ctx), _methods_section(ctx, results), _provenance_section(ctx)]
+            _data_section(ctx), _methods_section(ctx, results), _limitations_section(ctx.study),
+            _provenance_section(ctx)]
