@@ -366,3 +366,45 @@ def test_limitations_name_the_known_biases(tmp_path, study, full_context):
                               {**full_context, "study": by_ingredient})["md"].read_text()
     lim2 = section_text(md2, "Limitations")
     assert "found by active ingredient" in lim2 and "not by a mapping to ingredients" not in lim2
+
+
+def test_published_comparison_has_differences_flags_and_a_period_warning(tmp_path, study, full_context):
+    import dataclasses
+
+    from faerslake.quarters import quarter_range
+
+    counts = {**COUNTS, "migraine": (57, 3400, 1310, 55365), "bladder": (12, 903, 300, 30527)}
+    md = report.write_report(tmp_path, results_for(study, counts), full_context)["md"].read_text()
+    sec = section_text(md, "Published figures beside ours")
+    assert ("Published: the figures in the study file's `published` section, from Makunts, Wollmer & Abagyan, "
+            "Sci Rep 2020 (FAERS, over 40,000 BoNT reports), covering 2004Q1:2019Q4.") in sec
+    # 2012Q4–2013Q1 against 2004Q1:2019Q4 (64 quarters): both of ours are in it, 62 of its are missing
+    assert ("Warning: the results cover 2012Q4–2013Q1, not the published period 2004Q1:2019Q4: 62 of its "
+            "quarters missing (2004Q1–2012Q3, 2013Q2–2019Q4).") in sec
+    rows = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]]
+            for ln in sec.splitlines() if ln.startswith("| ")}
+    assert rows["cohort"] == ["cohort", "exposed (ours)", "exposed (published)", "exposed Δ %", "control (ours)",
+                              "control (published)", "control Δ %", "ROR (ours)", "ROR (published)", "ROR Δ %",
+                              "flag", "note"]
+    # migraine: 3,457 against 4,180 = -17.3 % (flagged); controls equal
+    assert rows["migraine"][1:7] == ["3,457", "4,180", "-17.3 %", "56,675", "56,675", "+0.0 %"]
+    assert rows["migraine"][9:11] == ["–", "beyond ±15 %: exposed"]
+    # bladder: ROR (12/903)/(300/30527) = 1.352 against 0.77 = +75.6 %
+    assert rows["bladder"][9:11] == ["+75.6 %", "beyond ±15 %: ROR"]
+    assert rows["cosmetic"][3] == "+0.0 %" and rows["cosmetic"][10] == ""
+    assert rows["spasticity"][10] == "beyond ±15 %: exposed, control"
+    # the period the published figures cover: no warning when ours is the same
+    same = {**full_context, "quarters": quarter_range("2004Q1:2019Q4"), "quarters_text": None}
+    md2 = report.write_report(tmp_path / "same", results_for(study, COUNTS), same)["md"].read_text()
+    assert "Warning" not in section_text(md2, "Published figures beside ours")
+    more = {**full_context, "quarters": quarter_range("2004Q1:2020Q2")}
+    md3 = report.write_report(tmp_path / "more", results_for(study, COUNTS), more)["md"].read_text()
+    assert ("Warning: the results cover 2004Q1–2020Q2, not the published period 2004Q1:2019Q4: 2 quarters "
+            "outside it (2020Q1–2020Q2).") in md3
+    # a study without the keys says so and cites nothing
+    bare = dataclasses.replace(study, published_source=None, published_period=None)
+    md4 = report.write_report(tmp_path / "bare", results_for(bare, COUNTS),
+                              {**full_context, "study": bare})["md"].read_text()
+    sec4 = section_text(md4, "Published figures beside ours")
+    assert "(the study file names no `published_source`); the study file gives no `published_period`." in sec4
+    assert "Makunts" not in sec4 and "Warning" not in sec4

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from faerslake import stats
+from faerslake.quarters import format_ranges, quarter_range, quarter_sort_key
 from faerslake.report.analysis import cases_section, demographics_section, terms_section, trend_section
 from faerslake.report.context import ReportContext
 from faerslake.report.document import Bullets, Image, Section, Table
@@ -135,15 +136,64 @@ def _two_by_two_section(results: pd.DataFrame) -> Section:
     ])
 
 
-def _published_section(results: pd.DataFrame, published: dict[str, dict[str, Any]]) -> Section:
+# ours against published: a difference beyond this share is flagged
+PUBLISHED_TOLERANCE = 0.15
+
+
+def pct_diff(ours: Any, published: Any) -> float | None:
+    """(ours − published) / published as a fraction; None when either is
+    missing or the published figure is 0."""
+    if is_null(ours) or is_null(published) or float(published) == 0:
+        return None
+    return (float(ours) - float(published)) / float(published)
+
+
+def _fmt_diff(d: float | None) -> str:
+    return "–" if d is None else f"{100 * d:+.1f} %"
+
+
+def period_warning(quarters: list[str] | None, published_period: str | None) -> str | None:
+    """A warning when the quarters the results cover differ from the published
+    figures' period (None when they agree, or no published period is given)."""
+    if not published_period:
+        return None
+    wanted = quarter_range(published_period) or []
+    if not quarters:
+        return (f"Warning: the quarters covered are not known, so they cannot be compared with the published "
+                f"period {published_period}.")
+    ours, theirs = set(quarters), set(wanted)
+    if ours == theirs:
+        return None
+    extra, missing = sorted(ours - theirs, key=quarter_sort_key), sorted(theirs - ours, key=quarter_sort_key)
+    parts = []
+    if extra:
+        parts.append(f"{len(extra)} quarter{'s' if len(extra) != 1 else ''} outside it ({format_ranges(extra)})")
+    if missing:
+        parts.append(f"{len(missing)} of its quarters missing ({format_ranges(missing)})")
+    return (f"Warning: the results cover {format_ranges(list(ours))}, not the published period "
+            f"{published_period}: {' and '.join(parts)}. Counts are not expected to agree; set the study's "
+            f"`period` to {published_period} to compare like with like.")
+
+
+def _published_section(results: pd.DataFrame, study: Any, quarters: list[str] | None) -> Section:
     sec = Section("Published figures beside ours")
+    published: dict[str, dict[str, Any]] = getattr(study, "published", {}) or {}
     if not published:
         sec.blocks.append(f"The study file has no `published` section: {NOT_AVAILABLE}.")
         return sec
-    sec.blocks.append("Published: the figures in the study file's `published` section "
-                      "(for the default study: Makunts, Wollmer & Abagyan, Sci Rep 2020, FAERS 2004–2019).")
-    header = ["cohort", "exposed (ours)", "exposed (published)", "control (ours)",
-              "control (published)", "ROR (ours)", "ROR (published)", "note"]
+    source = getattr(study, "published_source", None)
+    period = getattr(study, "published_period", None)
+    sec.blocks.append(
+        "Published: the figures in the study file's `published` section"
+        + (f", from {source}" if source else " (the study file names no `published_source`)")
+        + (f", covering {period}." if period else "; the study file gives no `published_period`."))
+    warning = period_warning(quarters, period)
+    if warning:
+        sec.blocks.append(warning)
+    sec.blocks.append(f"Δ % = (ours − published) / published; flag: a difference beyond "
+                      f"±{100 * PUBLISHED_TOLERANCE:g} %.")
+    header = ["cohort", "exposed (ours)", "exposed (published)", "exposed Δ %", "control (ours)",
+              "control (published)", "control Δ %", "ROR (ours)", "ROR (published)", "ROR Δ %", "flag", "note"]
     rows = []
     ours = {r["cohort"]: r for r in results.to_dict("records")}
     for cohort in list(ours) + [c for c in published if c not in ours]:
@@ -155,9 +205,15 @@ def _published_section(results: pd.DataFrame, published: dict[str, dict[str, Any
         our_ror = fmt_num(r.get("ror"))
         if r and not is_null(r.get("ror")):
             our_ror += f" ({fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])})"
+        diffs = {"exposed": pct_diff(r.get("exposed_reports"), p.get("exposed_reports")),
+                 "control": pct_diff(r.get("control_reports"), p.get("control_reports")),
+                 "ROR": pct_diff(r.get("ror"), p.get("ror"))}
+        flagged = [k for k, d in diffs.items() if d is not None and abs(d) > PUBLISHED_TOLERANCE]
         rows.append([str(cohort), fmt_int(r.get("exposed_reports")), fmt_int(p.get("exposed_reports")),
-                     fmt_int(r.get("control_reports")), fmt_int(p.get("control_reports")),
-                     our_ror, pub_ror, str(p.get("note", ""))])
+                     _fmt_diff(diffs["exposed"]), fmt_int(r.get("control_reports")),
+                     fmt_int(p.get("control_reports")), _fmt_diff(diffs["control"]), our_ror, pub_ror,
+                     _fmt_diff(diffs["ROR"]), (f"beyond ±{100 * PUBLISHED_TOLERANCE:g} %: " + ", ".join(flagged)) if flagged else "",
+                     str(p.get("note", ""))])
     sec.blocks.append(Table(header, rows))
     return sec
 
@@ -422,7 +478,7 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
                            cases_section(ctx)) if s is not None]
     return [_summary_section(results, ctx.study), _results_section(results, plot_name, plot_data),
             _two_by_two_section(results),
-            _published_section(results, getattr(ctx.study, "published", {}) or {}),
+            _published_section(results, ctx.study, ctx.quarters),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
             _data_section(ctx), _methods_section(ctx, results), _limitations_section(ctx.study),
             _provenance_section(ctx)]
