@@ -408,3 +408,16 @@ def test_published_comparison_has_differences_flags_and_a_period_warning(tmp_pat
     sec4 = section_text(md4, "Published figures beside ours")
     assert "(the study file names no `published_source`); the study file gives no `published_period`." in sec4
     assert "Makunts" not in sec4 and "Warning" not in sec4
+
+
+def test_long_tables_are_in_the_appendix_at_the_end(tmp_path, study, full_context):
+    md = report.write_report(tmp_path, results_for(study, COUNTS), full_context)["md"].read_text()
+    titles = [ln[3:] for ln in md.splitlines() if ln.startswith("## ")]
+    assert titles[-1] == "Appendix" and titles[0] == "Summary"
+    assert titles.index("Methods") < titles.index("Limitations") < titles.index("Provenance")
+    data, appendix = section_text(md, "Data"), md.split("\n## Appendix\n", 1)[1]
+    assert "| all | 1,200 | 10 | 90 | 0 | 1,100 |" in data and "| 2012Q4 |" not in data
+    assert "| 2012Q4 | 500 | 4 | 40 | 0 | 456 |" in appendix and "| 2013Q1 | 700 | 6 | 50 | 0 | 644 |" in appendix
+    assert "| all |" not in appendix
+    assert "| 2012Q4 | faers_ascii_2012q4.zip | " + "a" * 64 + " | 123,456 |" in appendix
+    assert "a" * 64 not in section_text(md, "Provenance")

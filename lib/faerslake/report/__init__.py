@@ -10,7 +10,7 @@ elsewhere): it is then reported as 'not available', never a crash.
 
 - :mod:`.format`: number formatting and the one "None or NaN" test;
 - :mod:`.document`: sections, tables, images and the two renderers;
-- :mod:`.sections`: the sections (six; seven when a study compares exposure matchers);
+- :mod:`.sections`: the sections (summary first, the long tables in an appendix last);
 - :mod:`.context`: :class:`ReportContext` and the upstream tables it summarises;
 - :mod:`.plot`: the forest plot;
 - :mod:`.console`: the console table of ``faerslake study``.

@@ -1,5 +1,8 @@
-"""The report's sections (six, seven for a study naming tokens and ingredients), built
-from the results and a :class:`ReportContext`."""
+"""The report's sections, built from the results and a :class:`ReportContext`:
+summary, cohort results (table and forest plot), the 2×2 tables, published
+figures, Mantel–Haenszel, the matchers side by side (a study naming tokens and
+ingredients), the analyst sections of :mod:`.analysis`, data, methods,
+limitations, provenance and the appendix (the long tables)."""
 
 from __future__ import annotations
 
@@ -242,15 +245,44 @@ def _data_section(ctx: ReportContext) -> Section:
         sec.blocks.append(f"Ingest audit totals: {NOT_AVAILABLE}.")
     dedup = ctx.dedup_summary
     if dedup is not None and len(dedup):
-        cols = [c for c in ["scope", "reports_read", "removed_deleted", "removed_older_versions",
-                            "removed_strict_duplicates", "reports_kept"] if c in dedup.columns]
-        sec.blocks.append("De-duplication (`silver/dedup_summary`; spec §2):")
-        sec.blocks.append(Table(
-            [c.replace("_", " ") for c in cols],
-            [[str(r[c]) if c == "scope" else fmt_int(r[c]) for c in cols] for r in dedup.to_dict("records")],
-        ))
+        total = dedup[dedup["scope"].astype(str) == "all"] if "scope" in dedup.columns else dedup
+        sec.blocks.append("De-duplication (`silver/dedup_summary`; spec §2; per quarter in the Appendix):")
+        sec.blocks.append(_dedup_table(total if len(total) else dedup))
     else:
         sec.blocks.append(f"De-duplication summary: {NOT_AVAILABLE}.")
+    return sec
+
+
+def _dedup_table(dedup: pd.DataFrame) -> Table:
+    cols = [c for c in ["scope", "reports_read", "removed_deleted", "removed_older_versions",
+                        "removed_strict_duplicates", "reports_kept"] if c in dedup.columns]
+    return Table([c.replace("_", " ") for c in cols],
+                 [[str(r[c]) if c == "scope" else fmt_int(r[c]) for c in cols] for r in dedup.to_dict("records")])
+
+
+def _appendix_section(ctx: ReportContext) -> Section:
+    """The long tables: de-duplication per quarter and the source files with their SHA-256."""
+    sec = Section("Appendix")
+    dedup = ctx.dedup_summary
+    per_quarter = None
+    if dedup is not None and len(dedup) and "scope" in dedup.columns:
+        per_quarter = dedup[dedup["scope"].astype(str) != "all"]
+    if per_quarter is not None and len(per_quarter):
+        sec.blocks.append("De-duplication per quarter (`silver/dedup_summary`):")
+        sec.blocks.append(_dedup_table(per_quarter))
+    else:
+        sec.blocks.append(f"De-duplication per quarter: {NOT_AVAILABLE}.")
+    manifest = ctx.source_manifest
+    if manifest is not None and len(manifest):
+        cols = [c for c in ["quarter", "source", "sha256", "size_bytes"] if c in manifest.columns]
+        m = manifest.copy()
+        if "quarter" in m.columns:
+            m = m.sort_values([c for c in ("quarter", "source") if c in m.columns])
+        sec.blocks.append("Source files (`bronze/source_manifest`):")
+        sec.blocks.append(Table(cols, [[fmt_int(r[c]) if c == "size_bytes" else str(r[c]) for c in cols]
+                                       for r in m.to_dict("records")]))
+    else:
+        sec.blocks.append(f"Source manifest SHA-256s: {NOT_AVAILABLE}.")
     return sec
 
 
@@ -438,17 +470,7 @@ def _provenance_section(ctx: ReportContext) -> Section:
                                 [[k, NOT_AVAILABLE if v is None else str(v)] for k, v in versions.items()]))
     else:
         sec.blocks.append(f"Delta table versions: {NOT_AVAILABLE}.")
-    manifest = ctx.source_manifest
-    if manifest is not None and len(manifest):
-        cols = [c for c in ["quarter", "source", "sha256", "size_bytes"] if c in manifest.columns]
-        m = manifest.copy()
-        if "quarter" in m.columns:
-            m = m.sort_values([c for c in ("quarter", "source") if c in m.columns])
-        sec.blocks.append("Source files (`bronze/source_manifest`):")
-        sec.blocks.append(Table(cols, [[fmt_int(r[c]) if c == "size_bytes" else str(r[c]) for c in cols]
-                                       for r in m.to_dict("records")]))
-    else:
-        sec.blocks.append(f"Source manifest SHA-256s: {NOT_AVAILABLE}.")
+    sec.blocks.append("Source files and their SHA-256: in the Appendix.")
     return sec
 
 
@@ -469,8 +491,9 @@ def _mh_section(mh: pd.DataFrame | None) -> Section:
 
 def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any],
                    plot_name: str | None, plot_data: bytes | None = None) -> list[Section]:
-    """The report in order: results, published figures, MH, the matchers side
-    by side (a study naming tokens and ingredients), data, definition, provenance.
+    """The report in order: summary, results, 2×2 tables, published figures,
+    MH, the matchers side by side (a study naming tokens and ingredients), the
+    analyst sections, data, methods, limitations, provenance, appendix.
     ``plot_data``: the forest plot's PNG bytes, embedded in the HTML page."""
     ctx = ReportContext.of(ctx)
     sensitivity = _sensitivity_section(ctx)
@@ -481,4 +504,4 @@ def build_sections(results: pd.DataFrame, ctx: ReportContext | Mapping[str, Any]
             _published_section(results, ctx.study, ctx.quarters),
             _mh_section(ctx.mantel_haenszel), *([sensitivity] if sensitivity else []), *analyst,
             _data_section(ctx), _methods_section(ctx, results), _limitations_section(ctx.study),
-            _provenance_section(ctx)]
+            _provenance_section(ctx), _appendix_section(ctx)]
