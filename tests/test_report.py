@@ -74,7 +74,7 @@ def full_context(study):
 def test_report_files_and_contents(tmp_path, study, full_context):
     results = results_for(study, COUNTS)
     paths = report.write_report(tmp_path, results, full_context)
-    assert set(paths) == {"md", "html", "png"}
+    assert set(paths) == {"md", "html", "png", "svg"}
     for p in paths.values():
         assert p.exists() and p.stat().st_size > 0
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes left no temp files
@@ -421,3 +421,52 @@ def test_long_tables_are_in_the_appendix_at_the_end(tmp_path, study, full_contex
     assert "| all |" not in appendix
     assert "| 2012Q4 | faers_ascii_2012q4.zip | " + "a" * 64 + " | 123,456 |" in appendix
     assert "a" * 64 not in section_text(md, "Provenance")
+
+
+def texts_outside_the_figure(fig) -> list[str]:
+    """Every visible, non-empty text of ``fig`` whose drawn extent leaves the figure."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = []
+    for t in fig.findobj(Text):
+        if not t.get_visible() or not t.get_text():
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 0.5 or e.y0 < box.y0 - 0.5 or e.x1 > box.x1 + 0.5 or e.y1 > box.y1 + 0.5:
+            out.append(t.get_text())
+    return out
+
+
+def test_forest_plot_has_a_ror_column_marks_and_keeps_every_text_inside(study):
+    results = results_for(study, COUNTS)
+    fig = report.forest_plot_figure(results, title="botox_depression")
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    assert "ROR [95 % CI]" in texts
+    assert "0.584 [0.447–0.763] *" in texts  # q = 2.3e-04
+    assert "1.17 [0.283–4.86]" in texts  # q = 1: no mark
+    assert "0.0889 [0.00544–1.45] *" in texts  # Haldane, q = 0.043
+    assert texts.count("–") == 4  # the four cohorts without an ROR
+    assert ax.get_xlabel() == ("reporting odds ratio (95 % CI), log scale; n = exposed / control reports\n"
+                               "* BH q < 0.05; open marker: Haldane-corrected")
+    assert texts_outside_the_figure(fig) == []
+    # long cohort names and wide intervals stay inside too
+    wide = results.copy()
+    wide["cohort"] = ["a very long cohort name for the left-hand labels " + c for c in wide["cohort"]]
+    assert texts_outside_the_figure(report.forest_plot_figure(wide, title="t" * 60)) == []
+
+
+def test_forest_plot_svg_is_deterministic_and_written_beside_the_png(tmp_path, study, full_context):
+    results = results_for(study, COUNTS)
+    paths = report.write_report(tmp_path / "one", results, full_context)
+    again = report.write_report(tmp_path / "two", results, full_context)
+    svg = paths["svg"].read_bytes()
+    assert paths["svg"].name == "forest_plot.svg" and svg.startswith(b"<?xml") and b"<svg" in svg
+    assert svg == again["svg"].read_bytes()
+    assert b"<dc:date>" not in svg
+    assert paths["png"].read_bytes() == again["png"].read_bytes()
+    assert 30_000 < paths["png"].stat().st_size < 300_000  # 200 dpi, well under 300 KB
+    assert imread(paths["png"]).shape[1] > 1500

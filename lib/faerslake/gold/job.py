@@ -249,7 +249,8 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
     log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}")
 
 
-STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "report.md", "report.html")
+STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
+               "report.html")
 # beside them for a study naming both tokens and ingredients
 SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
