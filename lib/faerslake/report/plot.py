@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -14,15 +16,15 @@ PNG_DPI = 200
 Q_MARK = 0.05
 # the SVG's element ids are salted with this and it carries no date, so that
 # the same results give the same bytes
-_SVG_RC = {"svg.hashsalt": "faerslake", "svg.fonttype": "path"}
+SVG_HASHSALT = "faerslake"
 
 
-def _ror_text(r: dict) -> str:
+def _ror_text(r: Mapping[Any, Any]) -> str:
     """The right-hand column: ``ROR [lo–hi]`` and ``*`` when q < :data:`Q_MARK`."""
     if is_null(r["ror"]):
         return "–"
     q = r.get("fisher_q")
-    mark = " *" if not is_null(q) and float(q) < Q_MARK else ""
+    mark = " *" if q is not None and float(q) < Q_MARK else ""  # NaN < Q_MARK is False
     return f"{fmt_num(r['ror'])} [{fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])}]{mark}"
 
 
@@ -102,7 +104,7 @@ def forest_plot_svg(results: pd.DataFrame, title: str = "") -> bytes:
     import matplotlib
 
     buf = io.BytesIO()
-    with matplotlib.rc_context(_SVG_RC):
+    with matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT, "svg.fonttype": "path"}):
         forest_plot_figure(results, title).savefig(buf, format="svg", bbox_inches="tight", pad_inches=0.1,
                                                    metadata={"Date": None})
     return buf.getvalue()
