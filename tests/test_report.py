@@ -470,3 +470,27 @@ def test_forest_plot_svg_is_deterministic_and_written_beside_the_png(tmp_path, s
     assert paths["png"].read_bytes() == again["png"].read_bytes()
     assert 30_000 < paths["png"].stat().st_size < 300_000  # 200 dpi, well under 300 KB
     assert imread(paths["png"]).shape[1] > 1500
+
+
+def test_html_alone_has_no_external_sources_and_every_analyst_section(tmp_path, study, full_context):
+    import re
+    import shutil
+
+    results = results_for(study, COUNTS)
+    built = report.write_report(tmp_path / "built", results, full_context)["html"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    page = shutil.copy(built, alone / "report.html").read_text()
+    srcs = re.findall(r'\bsrc="([^"]*)"', page)
+    assert len(srcs) == 1 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r'\bhref="(?!#)', page)  # links only to the page's own anchors
+    for title in ("Summary", "Methods", "Limitations", "Appendix"):
+        assert f">{title}</h2>" in page
+    assert "strict de-duplication: off" in page
+    for r in results.to_dict("records"):
+        a, b, c, d = int(r["a"]), int(r["b"]), int(r["c"]), int(r["d"])
+        pct = lambda n, m: "–" if m == 0 else f"{100 * n / m:.2f} %"  # noqa: E731
+        cells = "".join(f"<td>{v}</td>" for v in (f"{a:,}", f"{b:,}", f"{c:,}", f"{d:,}", pct(a, a + b),
+                                                   pct(c, c + d)))
+        assert f"<td>{r['cohort']}</td>{cells}" in page, r["cohort"]
+    assert '<p class="warning">Warning: the results cover 2012Q4–2013Q1, not the published period' in page
