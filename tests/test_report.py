@@ -224,7 +224,11 @@ def test_run_study_report_provenance(spark, study, tmp_path, seal_silver):
     assert "c" * 64 in md
     assert "Quarters covered: 2013Q1 (1 quarter)." in md
     assert "| 2 | 1 | 5 | 4 | 0 | 0 | 1 |" in md  # audit totals
-    assert "| 2013Q1 | 2 | 0 | 0 | 0 | 2 |" in md  # dedup per quarter
+    assert "| 2013Q1 | 2 | 0 | 0 | 0 | 2 |" in section_text(md, "Appendix")  # dedup per quarter
+    assert "- strict de-duplication: off (" in md  # the sealed build ran without the strict pass
+    soft = report.ReportContext.software_versions(spark)
+    assert (f"Software: faerslake {faerslake.__version__}; git commit {soft['git commit']}; Python "
+            f"{soft['Python']}; Spark {spark.version}; delta-spark {soft['delta-spark']}.") in md
     assert study.sha256 in md
     assert "not available" not in md
     # the gold versions in the report are the tables' real current versions
