@@ -159,7 +159,7 @@ def fingerprint(spark, wh: Path, versions: dict[str, int] | None = None) -> dict
 def output_files(out: Path) -> dict[str, bytes]:
     """The CSV outputs (byte for byte; report.md holds run times and table versions, so only its presence)."""
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.csv"))}
-    for name in ("report.md", "report.html", "forest_plot.png"):
+    for name in ("report.md", "report.html", "forest_plot.png", "forest_plot.svg"):
         files[name] = b"present" if any(out.rglob(name)) else b"missing"
     return files
 
@@ -329,7 +329,7 @@ def test_killed_runs_resume_to_the_reference_result(spark, lane, source, tmp_pat
             reference = request.getfixturevalue("reference")
             assert output_files(tmp_path / "alone") == {
                 k: v for k, v in reference["files"].items() if "/" in k or k.startswith("report")
-                or k == "forest_plot.png"}
+                or k.startswith("forest_plot.")}
         if point.startswith("study."):
             assert not (out / "botox_depression" / "cohort_results.csv").exists()
     rc, text = faerslake(args, tmp_path / "final.log")

@@ -81,6 +81,9 @@ def test_default_study_has_the_spec_lists():
         ({"cohorts": {}}, "key 'cohorts' is empty"),
         ({"exposure": {"tokens": "BOTOX"}}, "key 'exposure.tokens' should be a list"),
         ({"period": "2019"}, "key 'period' should look like"),
+        ({"published_period": "2019"}, "key 'published_period' should look like 2004Q1:2019Q4, got '2019'"),
+        ({"published_period": "2019Q4:2004Q1"}, "key 'published_period' runs backwards (2019Q4:2004Q1)"),
+        ({"published_source": ["a", "b"]}, "key 'published_source' should be"),
     ],
 )
 def test_bad_study_files_are_rejected_by_name(tmp_path, patch, message):

@@ -150,6 +150,51 @@ def test_prr_hand_worked():
     assert stats.prr_chi2(5, 5, 5, 5)[1] == 0.0  # Yates never goes below zero
 
 
+@pytest.mark.parametrize("t", TABLES)
+def test_prr_ci_matches_statsmodels_riskratio(t):
+    a, b, c, d = t
+    r = stats.prr_ci(a, b, c, d)
+    ref = Table2x2(np.array([[a, b], [c, d]]))
+    lo, hi = ref.riskratio_confint(alpha=0.05, method="normal")
+    assert r.haldane_corrected is False
+    assert r.prr == pytest.approx(ref.riskratio, rel=1e-12)
+    assert r.prr == pytest.approx(stats.prr_chi2(a, b, c, d)[0], rel=1e-12)  # the uncorrected prr column
+    assert r.ci_lower == pytest.approx(lo, rel=REL)
+    assert r.ci_upper == pytest.approx(hi, rel=REL)
+
+
+@pytest.mark.parametrize("t", ZERO_CELL_TABLES)
+def test_prr_ci_zero_cell_gets_haldane_correction(t):
+    a, b, c, d = t
+    r = stats.prr_ci(a, b, c, d)
+    ref = Table2x2(np.array([[a, b], [c, d]], dtype=float) + 0.5, shift_zeros=False)
+    lo, hi = ref.riskratio_confint(alpha=0.05, method="normal")
+    assert r.haldane_corrected is True
+    assert r.prr == pytest.approx(ref.riskratio, rel=1e-12)
+    assert r.ci_lower == pytest.approx(lo, rel=REL)
+    assert r.ci_upper == pytest.approx(hi, rel=REL)
+
+
+@pytest.mark.parametrize("t", DEGENERATE_TABLES)
+def test_prr_ci_whole_zero_row_or_column_gives_null(t):
+    assert stats.prr_ci(*t) == stats.PrrResult(None, None, None, False)
+
+
+def test_prr_ci_hand_worked():
+    # (10/100)/(20/400) = 2; se = sqrt(1/10 - 1/100 + 1/20 - 1/400) = sqrt(0.1375) = 0.370810...
+    r = stats.prr_ci(10, 90, 20, 380)
+    se = math.sqrt(0.1375)
+    assert r.prr == pytest.approx(2.0, rel=1e-12)
+    assert r.ci_lower == pytest.approx(2 * math.exp(-1.959964 * se), rel=1e-12)
+    assert r.ci_lower == pytest.approx(0.966932, abs=1e-6)
+    assert r.ci_upper == pytest.approx(4.136795, abs=1e-6)
+    # a = 0: 0.5 on every cell, (0.5/158)/(40.5/1175) = 0.09181...
+    h = stats.prr_ci(0, 157, 40, 1134)
+    assert h.prr == pytest.approx((0.5 / 158) / (40.5 / 1175), rel=1e-12) and h.haldane_corrected
+    with pytest.raises(ValueError, match="cell c must be a non-negative whole number"):
+        stats.prr_ci(1, 2, -1, 4)
+
+
 @given(st.tuples(*[st.integers(min_value=0, max_value=400)] * 4))
 @settings(max_examples=200, deadline=None)
 def test_ror_property_against_statsmodels(t):

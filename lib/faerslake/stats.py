@@ -10,7 +10,8 @@ those few integers to the driver; this module turns them into numbers:
   (+0.5 on every cell) when a cell is 0, null when a whole row or column is 0;
 - two-sided Fisher exact p on the uncorrected table, Benjamini–Hochberg q over
   a study's cohorts;
-- proportional reporting ratio (PRR) with Yates' χ²;
+- proportional reporting ratio (PRR) with Yates' χ², and the PRR's log-normal
+  95 % CI (:func:`prr_ci`, Haldane-corrected like the ROR);
 - a Mantel–Haenszel pooled ROR across strata (Robins–Breslow–Greenland CI).
 
 "Null" is ``None`` here (NaN in a pandas float column); the gold layer writes
@@ -40,6 +41,13 @@ EXTRA_COLUMNS = ["a", "b", "c", "d", "prr", "prr_chi2"]
 
 class RorResult(NamedTuple):
     ror: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    haldane_corrected: bool
+
+
+class PrrResult(NamedTuple):
+    prr: float | None
     ci_lower: float | None
     ci_upper: float | None
     haldane_corrected: bool
@@ -132,6 +140,28 @@ def prr_chi2(a: int, b: int, c: int, d: int) -> tuple[float | None, float | None
         num = max(0.0, abs(a * d - b * c) - n / 2)
         chi2 = n * num * num / ((a + b) * (c + d) * (a + c) * (b + d))
     return prr, chi2
+
+
+def prr_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> PrrResult:
+    """PRR = (a/(a+b)) / (c/(c+d)) and exp(ln PRR ± z·SE), SE =
+    √(1/a − 1/(a+b) + 1/c − 1/(c+d)) (the log risk ratio's, as statsmodels
+    ``Table2x2.riskratio_confint``).
+
+    Zero cells follow :func:`ror_ci`: any zero cell adds 0.5 to all four cells
+    (so a = 0 or c = 0 still gives a finite PRR and CI) and
+    ``haldane_corrected`` is True; a whole zero row or column gives None. The
+    point estimate of :func:`prr_chi2` (the ``prr`` column) is uncorrected,
+    so for a table with a zero cell the two differ.
+    """
+    _check_cells(a, b, c, d)
+    if degenerate(a, b, c, d):
+        return PrrResult(None, None, None, False)
+    haldane = min(a, b, c, d) == 0
+    k = 0.5 if haldane else 0.0
+    fa, fb, fc, fd = (float(x) + k for x in (a, b, c, d))
+    log_prr = math.log(fa / (fa + fb)) - math.log(fc / (fc + fd))
+    se = math.sqrt(1 / fa - 1 / (fa + fb) + 1 / fc - 1 / (fc + fd))  # each pair >= 0: a <= a+b
+    return PrrResult(math.exp(log_prr), math.exp(log_prr - z * se), math.exp(log_prr + z * se), haldane)
 
 
 def mantel_haenszel(tables: Iterable[tuple[int, int, int, int]], z: float = Z95) -> PooledRor:

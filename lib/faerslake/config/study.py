@@ -20,6 +20,7 @@ from typing import Any
 from faerslake.config.pipeline import REPO_ROOT, PipelineConfig, TableSettings
 from faerslake.config.typed_yaml import _build, _read_yaml, short_repr, short_text
 from faerslake.errors import ConfigError
+from faerslake.quarters import quarter_index
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,6 +129,11 @@ class Study:
     # published figures to print beside ours, per cohort: a small flat mapping
     # of numbers / text / null (checked by _check_published)
     published: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # optional: where the published figures come from (text, cited in the
+    # report) and the quarters they cover ("2004Q1:2019Q4"; the report warns
+    # when the quarters it covers differ)
+    published_source: str | None = None
+    published_period: str | None = None
     source_path: str | None = None
     sha256: str | None = None
 
@@ -233,6 +239,19 @@ def _check_published(published: dict[Any, Any], src: str) -> dict[str, dict[str,
     return out
 
 
+def _check_published_period(period: str | None, src: str) -> str | None:
+    """``published_period``: a quarter or a forward range of quarters, upper-cased."""
+    if period is None:
+        return None
+    text = period.strip().upper()
+    if not _QUARTER_RANGE.match(text):
+        raise ConfigError(f"{src}: key 'published_period' should look like 2004Q1:2019Q4, got {short_repr(period)}")
+    first, _, last = text.partition(":")
+    if last and quarter_index(first) > quarter_index(last):
+        raise ConfigError(f"{src}: key 'published_period' runs backwards ({text}); write the earlier quarter first")
+    return text
+
+
 def _normalise_terms(study: Study, src: str) -> Study:
     """Check every term list and normalise it with ``strip().upper()``.
 
@@ -272,6 +291,7 @@ def _normalise_terms(study: Study, src: str) -> Study:
         cohorts.append(Cohort(c.name, _norm(c.indications, f"cohorts.{short_text(c.name)}")))
     if study.period is not None and not _QUARTER_RANGE.match(study.period.upper()):
         raise ConfigError(f"{src}: key 'period' should look like 2004Q1:2019Q4, got {short_repr(study.period)}")
+    published_period = _check_published_period(study.published_period, src)
     excl = study.exclusions
     roles = study.exposure_role_codes
     return dataclasses.replace(
@@ -284,6 +304,8 @@ def _normalise_terms(study: Study, src: str) -> Study:
         ),
         exposure_role_codes=_norm(roles, "exposure_role_codes") if roles is not None else None,
         period=study.period.upper() if study.period else None,
+        published_source=study.published_source.strip() or None if study.published_source else None,
+        published_period=published_period,
     )
 
 

@@ -249,7 +249,8 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
     log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}")
 
 
-STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "report.md", "report.html")
+STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
+               "report.html")
 # beside them for a study naming both tokens and ingredients
 SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
@@ -369,6 +370,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
         faerslake_version=__version__,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
     )
     paths = write_study_folder(out_dir, results, mh, ctx, sensitivity)
     log(f"study {study.name}: report -> {paths.get('md')}")

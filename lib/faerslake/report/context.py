@@ -55,6 +55,26 @@ class ReportContext:
     # extra pictures: file name -> PNG/SVG bytes written beside the report
     images: dict[str, bytes] | None = field(default_factory=dict)
 
+    @staticmethod
+    def software_versions(spark: Any = None) -> dict[str, str]:
+        """The software that made the results, for the report's Methods:
+        faerslake's version and git commit, Python, Spark (``spark.version``,
+        when a session is given) and the installed delta-spark; a piece that
+        cannot be found is 'not known'."""
+        import platform
+        from importlib import metadata
+
+        from faerslake import __version__
+        from faerslake.runrecord import git_commit
+
+        try:
+            delta = metadata.version("delta-spark")
+        except metadata.PackageNotFoundError:
+            delta = None
+        out = {"faerslake": __version__, "git commit": git_commit(), "Python": platform.python_version(),
+               "Spark": getattr(spark, "version", None) if spark is not None else None, "delta-spark": delta}
+        return {k: str(v) if v else "not known" for k, v in out.items()}
+
     @classmethod
     def of(cls, context: ReportContext | Mapping[str, Any] | None) -> ReportContext:
         """``context`` itself, or a context from a dict of these field names
