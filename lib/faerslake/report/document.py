@@ -148,7 +148,7 @@ def render_html(title: str, sections: list[Section], subtitle: str = "") -> str:
         "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 8px}"
         "td{text-align:right}td:first-child{text-align:left}th{background:#eee}"
-        "code{font-size:90%}.subtitle{font-size:110%;color:#444}nav li{margin:.1em 0}"
+        "code{font-size:90%}img{max-width:100%;height:auto}.subtitle{font-size:110%;color:#444}nav li{margin:.1em 0}"
         ".warning{color:#a00;font-weight:bold}"
         "@media print{nav{display:none}h2{page-break-after:avoid}table,img{page-break-inside:avoid}}</style>",
         "</head><body>", f"<h1>{html.escape(title)}</h1>",
