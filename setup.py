@@ -12,6 +12,9 @@ _version = re.search(
 # The pair is pinned together: delta-spark 4.4.0 is the newest release whose
 # jars (io.delta:delta-spark_4.2_2.13) are on Maven Central, built for Spark 4.2.
 SPARK = ["pyspark==4.2.0", "delta-spark==4.4.0"]
+# Reading path-mode tables without Spark or a JVM: delta-rs (pandas, Arrow, and
+# through Arrow polars or DuckDB). README "Reading the results without Spark".
+READ = ["deltalake==1.6.6"]
 
 setup(
     name="faerslake",
@@ -37,12 +40,17 @@ setup(
     ],
     extras_require={
         "spark": SPARK,
+        "read": READ,
         "dev": SPARK
+        + READ
         + [
             "pytest>=8",
             "statsmodels>=0.14",
             "hypothesis>=6.100",
             "duckdb>=1.1",
+            # the headless-browser check of report.html (Debian's chromium and
+            # chromedriver; 4.52 needs a certifi newer than the index holds)
+            "selenium==4.51.0",
             "ruff>=0.6",
             "mypy>=1.10",
             "pandas-stubs",

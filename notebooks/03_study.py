@@ -51,3 +51,14 @@ results = run_study(spark, warehouse, study, output, cfg=cfg)
 
 print(format_cohort_table(results))
 display(results)
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC The report itself: tables, forest plot (embedded) and provenance, as in `report.html`.
+
+# COMMAND ----------
+
+from pathlib import Path
+
+displayHTML((Path(output) / study.name / "report.html").read_text(encoding="utf-8"))

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import textwrap
 
 import pandas as pd
 import pytest
+from browser_check import assert_renders, chromium
 from faerslake.config import load_pipeline_config, load_study
 from faerslake.generate import generate
 from faerslake.pipeline import run
@@ -73,6 +77,71 @@ def test_ingest_audit_equals_the_truth_and_reconciles(generated_run):
     assert (audit["lines_read"] == audit["rows_loaded"] - audit["rows_repaired"] + audit["lines_repaired"]
             + audit["rows_quarantined"]).all()
     assert tables["rows_repaired"].sum() > 0 and tables["rows_quarantined"].sum() > 0  # damage was met
+
+
+# --------------------------------------------------------------------------- #
+# the results as a reader without Spark gets them
+# --------------------------------------------------------------------------- #
+# Run in a fresh interpreter (-I: no PYTHONPATH, so no faerslake either): read
+# the table with delta-rs, prove no Spark was imported, keep the frame.
+_READ_WITHOUT_SPARK = textwrap.dedent("""
+    import os, sys
+    import deltalake
+    table, dest = sys.argv[1], sys.argv[2]
+    frame = deltalake.DeltaTable(table).to_pandas()
+    assert "pyspark" not in sys.modules and "py4j" not in sys.modules, "Spark was imported"
+    def parent(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[1]
+        except OSError:  # gone since listed
+            return None
+    children = [p for p in os.listdir("/proc") if p.isdigit() and parent(p) == str(os.getpid())]
+    assert not children, f"child processes {children}"
+    frame.to_pickle(dest)
+""")
+
+# the CSV's columns read as the table's Arrow types
+_CSV_DTYPES = {"int64": "int64", "float64": "float64", "bool": "bool", "object": str}
+
+
+def test_cohort_results_read_without_spark_equal_the_csv(generated_run, tmp_path):
+    root, truth, _ = generated_run
+    table = root / "wh" / "gold" / "botox_depression" / "cohort_results"
+    # a `java` that leaves a mark: any attempt of the reader to start a JVM is seen
+    fake_java = tmp_path / "jdk" / "bin" / "java"
+    fake_java.parent.mkdir(parents=True)
+    fake_java.write_text(f"#!/bin/sh\ntouch {tmp_path / 'java-started'}\nexit 1\n")
+    fake_java.chmod(0o755)
+    env = {"PATH": f"{fake_java.parent}:/usr/bin:/bin", "JAVA_HOME": str(fake_java.parents[1]),
+           "HOME": str(tmp_path)}
+    dest = tmp_path / "frame.pkl"
+    done = subprocess.run([sys.executable, "-I", "-c", _READ_WITHOUT_SPARK, str(table), str(dest)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "java-started").exists(), "reading the table started java"
+    got = pd.read_pickle(dest)
+
+    csv_path = root / "out" / "botox_depression" / "cohort_results.csv"
+    assert list(got.columns) == list(pd.read_csv(csv_path, nrows=0).columns)  # the same columns, in order
+    dtypes = {c: _CSV_DTYPES[str(t)] for c, t in got.dtypes.items()}  # a dtype outside the map fails here
+    csv = pd.read_csv(csv_path, dtype=dtypes, keep_default_na=False, na_values={
+        c: [""] for c, t in dtypes.items() if t == "float64"}, float_precision="round_trip")
+    # a Delta table has no row order: the CSV's is the study's, and `cohort` is the key
+    assert got["cohort"].is_unique and sorted(got["cohort"]) == sorted(truth["cohort_order"])
+    got = got.set_index("cohort").loc[list(csv["cohort"])].reset_index()[list(csv.columns)]
+    assert list(csv["cohort"]) == truth["cohort_order"] and len(got) == len(csv) == 8
+    pd.testing.assert_frame_equal(got, csv, check_exact=True)
+    assert got["ror"].notna().sum() > 0 and got["exposed_reports"].sum() > 0
+
+
+def test_study_report_renders_alone_in_a_browser(generated_run, tmp_path):
+    """report.html by itself in an empty folder: the forest plot is embedded, loads and fits."""
+    root, _, _ = generated_run
+    with chromium() as browser:
+        r = assert_renders(browser, root / "out" / "botox_depression" / "report.html", tmp_path / "alone",
+                           min_images=1)
+    assert all(img["src"].startswith("data:image/png;base64,") for img in r.images)
 
 
 # --------------------------------------------------------------------------- #

@@ -239,6 +239,11 @@ def test_notebook_study_results_are_the_truths(notebook_run):
         assert (notebook_run["out"] / STUDY / f).stat().st_size > 0, f
     shown = notebook_run["ns"]["03_study"]["display"].shown
     assert any(isinstance(o, pd.DataFrame) and list(o["cohort"]) == truth["cohort_order"] for o in shown)
+    # the notebook ends by showing the report: the page written, as it is
+    pages = [o[1] for o in shown if isinstance(o, tuple) and o[0] == "html"]
+    assert shown[-1] == ("html", pages[0]) and len(pages) == 1
+    assert pages[0] == (notebook_run["out"] / STUDY / "report.html").read_text(encoding="utf-8")
+    assert pages[0].startswith("<!DOCTYPE html>") and "data:image/png;base64," in pages[0]
 
 
 def test_notebook_screen_writes_the_catalog_table_and_shows_the_report(spark, notebook_run):

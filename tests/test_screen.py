@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from browser_check import assert_renders, chromium
 from faerslake import stats
 from faerslake.config import load_pipeline_config, load_screen, load_study, override_screen
 from faerslake.errors import ConfigError, InputError
@@ -196,6 +197,14 @@ def test_outputs_follow_the_contract(default_screen):
     assert f"{result.n_reports:,}" in html and f"{result.pairs:,}" in html
     assert f"gold/{table_name(screen)}" in html  # provenance: the versions read and written
     assert "screen_plot.png" in (out / "report.md").read_text()
+
+
+def test_screen_report_renders_alone_in_a_browser(default_screen, tmp_path):
+    """report.html by itself in an empty folder: its plot loads and fits, the console is clean."""
+    out = default_screen[3]
+    with chromium() as browser:
+        r = assert_renders(browser, out / "report.html", tmp_path / "alone", min_images=1)
+    assert all(img["src"].startswith("data:image/png;base64,") for img in r.images)
 
 
 @pytest.fixture(scope="module")
