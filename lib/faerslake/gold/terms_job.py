@@ -149,14 +149,13 @@ def format_terms(result: TermsResult) -> str:
            f"exposure role codes {roles})", ""]
     kept = top[(top["list"] == "exposure.tokens") & (top["kept"] == True)]  # noqa: E712 - pandas mask
     by_token = dict(_groups(top, "exposure.tokens", True))
-    for token in dict.fromkeys(study.exposure.tokens):
-        rows = by_token.get(token, [])
-        if not rows:
-            out += [f"exposure token {token}: no drug row", ""]
-            continue
+    for token, rows in by_token.items():
         out.append(f"exposure token {token}: {_plural(int(rows[0]['token_names']), 'name')}, "
                    f"{_plural(int(rows[0]['token_rows']), 'drug row')}")
         out += [*_lines(rows, limit), ""]
+    quiet = [t for t in dict.fromkeys(study.exposure.tokens) if t not in by_token]
+    if quiet:
+        out += [f"exposure tokens with no drug row (or only removed ones): {', '.join(quiet)}", ""]
     n_rows = int(kept["list_rows"].iloc[0]) if len(kept) else 0
     out += [f"exposure drug rows by tokens: {n_rows:,} (each counted once, under the first token it contains)", ""]
     removed = dict(_groups(top, "exposure.exclude_tokens", None))

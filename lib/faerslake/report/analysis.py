@@ -72,7 +72,8 @@ def terms_section(ctx: ReportContext) -> Section | None:
         tokens = list(dict.fromkeys(getattr(getattr(study, "exposure", None), "tokens", []) or []))
         silent = [t for t in tokens if t not in kept]
         if silent:
-            sec.blocks.append(f"No drug row contains: {', '.join(silent)}.")
+            sec.blocks.append(f"Tokens that find no exposure drug row (none, or only pairs an exclusion token "
+                              f"removed): {', '.join(silent)}.")
         note = _more(kept)
         if note:
             sec.blocks.append(note)
