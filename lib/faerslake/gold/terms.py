@@ -118,14 +118,16 @@ def drug_pairs(drugs: DataFrame, reports: DataFrame | None, study: Study) -> Dat
     excl = study.exclusions
     drug_excl = contains_any(_cols(), _tokens(excl.drug_tokens)) if excl.enabled else F.lit(False)
     report = F.struct(*[F.col(k) for k in KEYS])
+    # each test evaluated once per row (as columns), not once per aggregate
+    flagged = drugs.select(*KEYS, "drugname_norm", "prod_ai_norm", expo.alias("_expo"), drug_excl.alias("_excl"))
+    e, x = F.col("_expo"), F.col("_excl")
 
     def rows(cond: Column) -> Column:
         return F.sum(F.when(cond, 1).otherwise(0)).cast("long")
 
-    return (drugs.where(expo | drug_excl).groupBy("drugname_norm", "prod_ai_norm")
-            .agg(rows(expo).alias("expo_rows"), F.countDistinct(F.when(expo, report)).alias("expo_reports"),
-                 rows(drug_excl).alias("excl_rows"),
-                 F.countDistinct(F.when(drug_excl, report)).alias("excl_reports")))
+    return (flagged.where(e | x).groupBy("drugname_norm", "prod_ai_norm")
+            .agg(rows(e).alias("expo_rows"), F.countDistinct(F.when(e, report)).alias("expo_reports"),
+                 rows(x).alias("excl_rows"), F.countDistinct(F.when(x, report)).alias("excl_reports")))
 
 
 def _list_rows(pairs: DataFrame, name: str, tokens: list[str], rows: str, reports: str,
