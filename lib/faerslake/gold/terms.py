@@ -68,7 +68,6 @@ DEFAULT_LIMIT = 20
 _LIST_STEP = 1_000_000
 
 
-
 def _cols() -> list[Column]:
     """The two columns every token is looked for in (as :mod:`.cohorts` does)."""
     return [F.col("drugname_norm"), F.col("prod_ai_norm")]
