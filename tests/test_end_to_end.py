@@ -79,6 +79,40 @@ def test_ingest_audit_equals_the_truth_and_reconciles(generated_run):
     assert tables["rows_repaired"].sum() > 0 and tables["rows_quarantined"].sum() > 0  # damage was met
 
 
+def test_terms_list_every_name_the_tokens_matched_and_reconcile(spark, generated_run, capsys):
+    """terms.csv of the study folder against plain Python over silver drugs:
+    every drugname BOTOX / BOTULINUM found, the antitoxin decoy under
+    ANTITOXIN, and the kept rows (each counted once) = the exposure drug rows."""
+    from faerslake.cli import main
+    from faerslake.tables import Warehouse
+
+    root, _, _ = generated_run
+    study = load_study()
+    wh = Warehouse(str(root / "wh"))
+    reports = {tuple(r) for r in wh.read(spark, "silver", "reports").select("report_key", "quarter").collect()}
+    drugs = [r.asDict() for r in wh.read(spark, "silver", "drugs").select(
+        "report_key", "quarter", "drugname_norm", "prod_ai_norm").collect()
+        if (r["report_key"], r["quarter"]) in reports]
+
+    def has(d, tokens):
+        return any(t in (d["drugname_norm"] or "") or t in (d["prod_ai_norm"] or "") for t in tokens)
+
+    terms = pd.read_csv(root / "out" / "botox_depression" / "terms.csv", keep_default_na=False)
+    expo = terms[terms["list"] == "exposure.tokens"]
+    for token in ("BOTOX", "BOTULINUM"):
+        want = {d["drugname_norm"] or "" for d in drugs if has(d, [token])}
+        assert set(expo[expo["token"] == token]["drugname"]) == want, token
+    antitoxin = terms[(terms["list"] == "exposure.exclude_tokens") & (terms["token"] == "ANTITOXIN")]
+    assert "BOTULISM ANTITOXIN HEPTAVALENT" in set(antitoxin["drugname"])
+    kept = expo[(expo["kept"].astype(str) == "True") & (expo["first_match"].astype(str) == "True")]["drug_rows"].sum()
+    assert kept == sum(has(d, study.exposure.tokens) and not has(d, study.exposure.exclude_tokens) for d in drugs)
+    assert main(["terms", "--warehouse", str(root / "wh"), "-q"]) == 0
+    text = capsys.readouterr().out
+    block = text.split("removed by exclusion token ANTITOXIN: ")[1].split("\n\n")[0]
+    assert "BOTULISM ANTITOXIN HEPTAVALENT  [prod_ai: BOTULINUM ANTITOXIN HEPTAVALENT (EQUINE)]" in block
+    assert f"exposure drug rows by tokens: {kept:,} " in text
+
+
 # --------------------------------------------------------------------------- #
 # the results as a reader without Spark gets them
 # --------------------------------------------------------------------------- #

@@ -120,7 +120,7 @@ def test_cli_version_and_help(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert __version__ in capsys.readouterr().out
-    for cmd in ("download", "generate", "ingest", "build", "study", "run", "doctor"):
+    for cmd in ("download", "generate", "ingest", "build", "study", "terms", "run", "doctor"):
         with pytest.raises(SystemExit) as e:
             main([cmd, "--help"])
         assert e.value.code == 0
@@ -222,7 +222,7 @@ def test_every_option_has_help_defaults_shown_and_an_example(capsys):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert sorted(sub.choices) == ["build", "doctor", "download", "generate", "ingest", "run", "screen",
-                                  "study"]
+                                  "study", "terms"]
     for name, p in sub.choices.items():
         for action in p._actions:
             assert action.help, (name, action.dest)

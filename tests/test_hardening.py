@@ -381,8 +381,8 @@ def test_study_folder_is_switched_in_whole_and_killed_runs_cleaned(first_run):
     out, results = first_run
     # exactly this run's files: the older run's extra file went with its folder
     assert sorted(p.name for p in (out / "tiny").iterdir()) == [
-        "cohort_results.csv", "forest_plot.png", "forest_plot.svg", "mantel_haenszel.csv", "report.html",
-        "report.md"]
+        "cohort_results.csv", "forest_plot.png", "forest_plot.svg", "indications.csv", "mantel_haenszel.csv",
+        "report.html", "report.md", "terms.csv"]
     assert _leftovers(out, "tiny") == []  # the killed run's temp folder is gone, and no new one is left
     assert list(results["cohort"]) == ["migraine", "headache"]
     csv = pd.read_csv(out / "tiny" / "cohort_results.csv")

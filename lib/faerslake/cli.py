@@ -152,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="folder for OUT/<study>/ results, report and run.json")
     _common(p)
 
+    p = _sub(sub, "terms", "what a study's tokens and indication PTs match in silver (read only)",
+             "faerslake terms --warehouse wh --study conf/studies/botox_depression.yaml --output out/terms")
+    p.add_argument("--warehouse", required=True, help="warehouse root (folder or Hadoop URI)")
+    p.add_argument("--study", default=None, metavar="YAML",
+                   help="study file (default: the bundled botox_depression study)")
+    p.add_argument("--output", default=None,
+                   help="also write OUT/terms.csv (every match) and OUT/indications.csv")
+    p.add_argument("--limit", type=_positive_int, default=20, help="names printed per token")
+    _common(p)
+
     p = _sub(sub, "run", "ingest -> build -> study in one command",
              "faerslake run --source data/raw --warehouse wh --output out --quarters 2004Q1:2012Q3")
     p.add_argument("--source", required=True, help="folder holding FDA zips and/or extracted quarter folders")
@@ -303,6 +313,20 @@ def cmd_study(args, cfg, record) -> int:
     return 0
 
 
+def cmd_terms(args, cfg, record) -> int:
+    from faerslake.gold.terms_job import INDICATIONS_FILE, TERMS_FILE, print_terms, run_terms
+
+    study = load_study(args.study or default_study_path(), tables=cfg.tables)
+    out = Path(args.output).expanduser() if args.output else None
+    for name in (TERMS_FILE, INDICATIONS_FILE):
+        if out is not None and (out / name).is_dir():
+            raise FaerslakeError(f"--output {args.output} holds a folder named {name}, where terms writes that "
+                                 "file: move the folder or pass another --output.")
+    spark = _spark(cfg, "faerslake-terms")
+    print_terms(run_terms(spark, args.warehouse, study, cfg, output=args.output, limit=args.limit))
+    return 0
+
+
 def cmd_run(args, cfg, record) -> int:
     from faerslake.gold import print_cohort_table
     from faerslake.pipeline import run
@@ -405,6 +429,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "build": cmd_build,
     "study": cmd_study,
+    "terms": cmd_terms,
     "run": cmd_run,
     "screen": cmd_screen,
 }

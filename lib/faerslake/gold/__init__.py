@@ -13,6 +13,8 @@ silver tables, §4 through :mod:`faerslake.stats` and §5's output contract:
 - ``WH/gold/<study>/matcher_sensitivity`` and its CSV, for a study naming
   its exposure by tokens and by ingredients: the cohorts' counts and ROR
   under each matcher alone (and either);
+- ``OUT/<study>/terms.csv`` and ``indications.csv``: what the study's tokens
+  and cohort PTs matched (:mod:`.terms`; also ``faerslake terms``);
 - ``OUT/<study>/report.md`` / ``report.html`` / ``forest_plot.png`` through
   :mod:`faerslake.report`.
 
@@ -25,6 +27,8 @@ read at a pinned Delta version, recorded in the report for time travel.
   matcher; :func:`ingredient_drugs`, the ingredient matcher;
   :func:`cohort_members`; :func:`matcher_members`, several matchers at once);
 - :mod:`.strata`: the Mantel–Haenszel strata and pooled ROR;
+- :mod:`.terms`: what the terms matched (:func:`~.terms.term_matches`,
+  :func:`~.terms.cohort_indications`); :mod:`.terms_job`, ``faerslake terms``;
 - :mod:`.job`: :func:`run_study`, the ``faerslake study`` job;
 - :mod:`.io`: pinned reads, pandas <-> Spark for small tables.
 """

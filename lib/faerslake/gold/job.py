@@ -31,6 +31,8 @@ from faerslake.gold.cohorts import (
 )
 from faerslake.gold.io import to_spark
 from faerslake.gold.strata import mantel_haenszel_table, strata_counts
+from faerslake.gold.terms import cohort_indications, term_matches, top_terms
+from faerslake.gold.terms_job import INDICATIONS_FILE, TERMS_FILE, write_terms_csv
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.quarters import format_ranges
@@ -250,19 +252,21 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
 
 
 STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
-               "report.html")
+               "report.html", TERMS_FILE, INDICATIONS_FILE)
 # beside them for a study naming both tokens and ingredients
 SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
 
 def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
-                       ctx: ReportContext, sensitivity: pd.DataFrame | None = None) -> dict[str, Path]:
+                       ctx: ReportContext, sensitivity: pd.DataFrame | None = None,
+                       terms: DataFrame | None = None) -> dict[str, Path]:
     """``OUT/<study>/`` as one unit: the CSVs and the report (:data:`STUDY_FILES`,
     and :data:`SENSITIVITY_FILE` when ``sensitivity`` is given) are written into a temp sibling ``OUT/.<study>.tmp-<uuid>/`` and switched
     into place only once all of them, the report included, are rendered
     (:func:`faerslake.files.atomic_folder`). A failure anywhere leaves the
     previous run's folder as it was and no temp folder; a killed run's temp
-    folder is removed by the next run. Returns the report's final paths
+    folder is removed by the next run. ``terms`` (:func:`~faerslake.gold.terms.term_matches`)
+    is streamed into ``terms.csv``; ``indications.csv`` is ``ctx.cohort_indications``. Returns the report's final paths
     (``{"md", "html", "png"}``)."""
 
     def write(tmp: Path) -> dict[str, Path]:
@@ -271,6 +275,10 @@ def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
         atomic_write_csv(tmp / "mantel_haenszel.csv", mh)
         if sensitivity is not None:
             atomic_write_csv(tmp / SENSITIVITY_FILE, sensitivity)
+        if terms is not None:
+            write_terms_csv(tmp / TERMS_FILE, terms)
+        if ctx.cohort_indications is not None:
+            atomic_write_csv(tmp / INDICATIONS_FILE, ctx.cohort_indications)
         return write_report(tmp, results, ctx)
 
     return {k: Path(out_dir) / p.name for k, p in atomic_folder(out_dir, write).items()}
@@ -361,6 +369,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
             + _sensitivity_line(sensitivity))
 
     gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}
+    terms = term_matches(silver["drugs"], silver["reports"], study).persist(StorageLevel.MEMORY_AND_DISK)
     ctx = ReportContext(
         study=study, warehouse=warehouse, quarters=quarters, quarters_text=format_ranges(quarters),
         failed_quarters=dict(failed_quarters or {}),
@@ -369,9 +378,11 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         table_versions={**versions, **upstream.versions, **gold_versions},
         mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
         faerslake_version=__version__,
+        term_matches=top_terms(terms), cohort_indications=cohort_indications(silver["indications"], members, study),
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
     )
-    paths = write_study_folder(out_dir, results, mh, ctx, sensitivity)
+    paths = write_study_folder(out_dir, results, mh, ctx, sensitivity, terms)
+    terms.unpersist()
     log(f"study {study.name}: report -> {paths.get('md')}")
     return results
