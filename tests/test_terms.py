@@ -216,7 +216,7 @@ def test_the_study_folder_has_the_terms_and_the_report_section(spark, warehouse,
     run_study(spark, str(warehouse / "wh"), study, str(out), log=lambda m: None)
     folder = out / study.name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "report.md", "report.html",
+        ["cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md", "report.html",
          "terms.csv", "indications.csv", "matcher_sensitivity.csv"])
     assert (folder / "terms.csv").read_bytes() == (tmp_path / "terms.csv").read_bytes()
     assert (folder / "indications.csv").read_bytes() == (tmp_path / "indications.csv").read_bytes()
