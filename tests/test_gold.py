@@ -397,7 +397,7 @@ def test_run_study_trend_reconciles_with_cohort_results(study_run):
 
 def test_trend_plot_bytes_are_deterministic(study_run):
     _, out, _, _ = study_run
-    trend = pd.read_csv(out / "botox_depression" / "trend.csv", dtype={"period": str})
+    trend = pd.read_csv(out / "botox_depression" / "trend.csv", dtype={"period": str}, float_precision="round_trip")
     png = gold.trend_plot_png(trend, "botox_depression")
     assert png == (out / "botox_depression" / "trend_plot.png").read_bytes()
     assert b"Software" not in png and png == gold.trend_plot_png(trend, "botox_depression")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
@@ -29,13 +30,14 @@ CASE_COLUMNS = ["study", "cohort", "caseid", "report_key", "quarter", "age_years
 # the drug roles that make a drug a suspect (primary and secondary suspect)
 SUSPECT_ROLES = ["PS", "SS"]
 LIST_SEPARATOR = "; "
+LIST_COLUMNS = ["suspect_drugs", "reaction_pts", "outcomes"]
 
 
-def _listed(df: DataFrame, value: Column, name: str) -> DataFrame:
-    """``report_key, quarter, <name>``: the distinct non-null values per
-    report, sorted and joined with :data:`LIST_SEPARATOR`."""
-    return (df.where(value.isNotNull()).groupBy(*KEYS)
-            .agg(F.array_join(F.array_sort(F.collect_set(value)), LIST_SEPARATOR).alias(name)))
+def _listed(kind: Column, name: str) -> Column:
+    """Aggregate: the distinct values of rows of ``kind``, sorted and joined
+    with :data:`LIST_SEPARATOR` (``""`` when the report has none)."""
+    return F.array_join(F.array_sort(F.collect_set(F.when(kind == name, F.col("value")))),
+                        LIST_SEPARATOR).alias(name)
 
 
 def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, reactions: DataFrame,
@@ -57,30 +59,40 @@ def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, react
 
     Lists are sorted and joined with ``"; "``, empty when the report has none.
     The member rows are unique per (report, cohort) and every list is grouped
-    per report, so the listing has exactly the cohort's ``a`` rows."""
+    per report, so the listing has exactly the cohort's ``a`` rows.
+
+    Cell a is small beside silver (the exposed reports with the event): its
+    keys are broadcast into the semi joins that cut silver down to its
+    reports, the three lists are one group-by over their rows together, the
+    report fields and lists (one row per cell-a report) are broadcast to the
+    members, and the listing is sorted in one partition (no range sampling job;
+    :func:`write_cases_csv` then reads it in one job)."""
     cell_a = members.where(F.col("exposed") & F.col("event")).select(*KEYS, "cohort")
-    keys = cell_a.select(*KEYS).distinct()
-    suspects = drugs.join(keys, KEYS, "left_semi").where(clean_code("role_cod").isin(SUSPECT_ROLES))
-    lists = [
-        _listed(suspects, F.coalesce(F.col("drugname_norm"), F.col("prod_ai_norm")), "suspect_drugs"),
-        _listed(reactions.join(keys, KEYS, "left_semi"), F.col("pt_norm"), "reaction_pts"),
+    keys = F.broadcast(cell_a.select(*KEYS))  # a semi join needs no distinct keys
+    # the three lists' rows as one frame (kind, value): one semi join, one group-by
+    items = [
+        drugs.where(clean_code("role_cod").isin(SUSPECT_ROLES)).select(
+            *KEYS, F.lit("suspect_drugs").alias("kind"),
+            F.coalesce(F.col("drugname_norm"), F.col("prod_ai_norm")).alias("value")),
+        reactions.select(*KEYS, F.lit("reaction_pts").alias("kind"), F.col("pt_norm").alias("value")),
     ]
     if outcomes is not None:
-        lists.append(_listed(outcomes.join(keys, KEYS, "left_semi"), clean_code("outc_cod"), "outcomes"))
-    rep = reports.select(*KEYS, "caseid", "age_years", "sex", "reporter_country",
-                         reporter_type(reports).alias("reporter_type"))
-    df = cell_a.join(rep, KEYS, "left")
-    for listed in lists:
-        df = df.join(listed, KEYS, "left")
+        items.append(outcomes.select(*KEYS, F.lit("outcomes").alias("kind"), clean_code("outc_cod").alias("value")))
+    kind = F.col("kind")
+    lists = (reduce(DataFrame.unionByName, items).join(keys, KEYS, "left_semi")
+             .where(F.col("value").isNotNull()).groupBy(*KEYS)
+             .agg(*(_listed(kind, n) for n in LIST_COLUMNS)))
+    rep = reports.join(keys, KEYS, "left_semi").select(
+        *KEYS, "caseid", "age_years", "sex", "reporter_country", reporter_type(reports).alias("reporter_type"))
+    df = cell_a.join(F.broadcast(rep), KEYS, "left").join(F.broadcast(lists), KEYS, "left")
     order = F.array_position(F.array(*[F.lit(c.name) for c in study.cohorts]), F.col("cohort"))
     empty = F.lit("")
     return df.select(
         F.lit(study.name).alias("study"), "cohort", "caseid", "report_key", "quarter", "age_years", "sex",
         "reporter_country", "reporter_type",
-        *(F.coalesce(F.col(n), empty).alias(n) if n in df.columns else empty.alias(n)
-          for n in ("suspect_drugs", "reaction_pts", "outcomes")),
+        *(F.coalesce(F.col(n), empty).alias(n) for n in LIST_COLUMNS),
         order.alias("_order"),
-    ).orderBy("_order", "quarter", "caseid", "report_key").drop("_order")
+    ).coalesce(1).sortWithinPartitions("_order", "quarter", "caseid", "report_key").drop("_order")
 
 
 def _cell(v: object) -> object:

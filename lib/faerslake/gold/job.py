@@ -305,19 +305,25 @@ def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
 
 def _write_analyst_files(tmp: Path, results: pd.DataFrame, ctx: ReportContext,
                          cases: Callable[[Path], dict[str, int]] | None) -> ReportContext:
-    """The trend, the pictures, the demographics and the case listing into
-    ``tmp`` (each when the context has it); the context back with the
-    listing's file and rows. A listing whose rows per cohort are not the
-    cohort's exposed events is refused: both come from the members table."""
-    if ctx.trend is not None:
-        atomic_write_csv(tmp / TREND_FILE, ctx.trend)
-    for name, data in (ctx.images or {}).items():
-        atomic_write_bytes(tmp / name, data)
-    if ctx.demographics is not None:
-        atomic_write_csv(tmp / DEMOGRAPHICS_FILE, ctx.demographics)
-    if cases is None:
-        return ctx
-    per_cohort = cases(tmp / CASES_FILE)
+    """The trend and its plot, the demographics and the case listing into
+    ``tmp`` (each when the context has it; the listing's Spark job runs while
+    the plot is drawn); the context back with the plot among its ``images``
+    and the listing's file and rows. A listing whose rows per cohort are not
+    the cohorts' exposed events is refused: both come from the members table."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        f_cases = pool.submit(cases, tmp / CASES_FILE) if cases is not None else None
+        images = dict(ctx.images or {})
+        if ctx.trend is not None:
+            atomic_write_csv(tmp / TREND_FILE, ctx.trend)
+            images[TREND_PLOT] = trend_plot_png(ctx.trend, getattr(ctx.study, "name", "") or "")
+        for name, data in images.items():
+            atomic_write_bytes(tmp / name, data)
+        if ctx.demographics is not None:
+            atomic_write_csv(tmp / DEMOGRAPHICS_FILE, ctx.demographics)
+        ctx = dataclasses.replace(ctx, images=images)
+        if f_cases is None:
+            return ctx
+        per_cohort = f_cases.result()
     want = {str(r["cohort"]): int(r["exposed_events"]) for r in results.to_dict("records")}
     got = {c: per_cohort.get(c, 0) for c in want}
     if got != want or set(per_cohort) - set(want):
@@ -422,7 +428,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         table_versions={**versions, **upstream.versions, **gold_versions},
         mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
         faerslake_version=__version__,
-        trend=trend, demographics=demographics, images={TREND_PLOT: trend_plot_png(trend, study.name)},
+        trend=trend, demographics=demographics,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
     cases = case_listing(members, reports, silver["drugs"], silver["reactions"], study, outcomes)

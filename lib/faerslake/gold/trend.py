@@ -135,7 +135,10 @@ def trend_plot_figure(trend: pd.DataFrame, title: str = ""):
     fig.supylabel("cumulative ROR (95 % CI), log scale", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10, parse_math=False)
-    fig.tight_layout()
+    # fixed margins (inches) instead of tight_layout, which draws the figure once more to measure it
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.75 / w, right=1 - 0.2 / w, bottom=0.35 / h, top=1 - (0.65 if title else 0.4) / h,
+                        wspace=0.25, hspace=0.55 * 2.2 / (2.2 - 0.55) / 2)
     return fig
 
 
