@@ -51,6 +51,29 @@ def test_cohort_results_equal_the_planted_truth(generated_run):
     assert list(results["cohort"]) == truth["cohort_order"]
 
 
+def test_trend_demographics_and_cases_reconcile_with_the_results(generated_run):
+    """Issue #18's analyst files of the generated run: per cohort the yearly
+    a, b, c, d sum to its results row, the demographics to its reports, and
+    cases.csv has exactly its exposed events, each with a caseid, quarter and PTs."""
+    root, _, _ = generated_run
+    folder = root / "out" / "botox_depression"
+    res = pd.read_csv(folder / "cohort_results.csv").set_index("cohort")
+    trend = pd.read_csv(folder / "trend.csv", dtype={"period": str})
+    yearly = trend[trend["level"] == "year"].groupby("cohort", sort=False)[["a", "b", "c", "d"]].sum()
+    assert list(yearly.index) == list(res.index)
+    assert (yearly == res[["a", "b", "c", "d"]]).all().all()
+    assert res["exposed_events"].sum() > 0  # the check below is not vacuous
+    demo = pd.read_csv(folder / "demographics.csv")
+    sums = demo.groupby(["cohort", "variable"], sort=False)[["exposed_n", "control_n"]].sum()
+    for (cohort, _var), row in sums.iterrows():
+        assert (row["exposed_n"], row["control_n"]) == (res.loc[cohort, "exposed_reports"],
+                                                        res.loc[cohort, "control_reports"])
+    cases = pd.read_csv(folder / "cases.csv", dtype=str, keep_default_na=False)
+    per = cases.groupby("cohort").size()
+    assert {c: int(per.get(c, 0)) for c in res.index} == res["exposed_events"].astype(int).to_dict()
+    assert (cases["caseid"] != "").all() and (cases["quarter"] != "").all() and (cases["reaction_pts"] != "").all()
+
+
 def test_dedup_summary_equals_the_truth(generated_run):
     root, truth, _ = generated_run
     dd = pd.read_csv(root / "out" / "dedup_summary.csv", dtype={"scope": str})

@@ -161,6 +161,8 @@ def output_files(out: Path) -> dict[str, bytes]:
     files = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.csv"))}
     for name in ("report.md", "report.html", "forest_plot.png", "forest_plot.svg"):
         files[name] = b"present" if any(out.rglob(name)) else b"missing"
+    for p in sorted(out.rglob("trend_plot.png")):  # written without a date or software stamp: the same bytes
+        files[str(p.relative_to(out))] = p.read_bytes()
     return files
 
 

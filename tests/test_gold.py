@@ -3,6 +3,7 @@ exact members and exact a, b, c, d per cohort, and the §5 output contract."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 
@@ -36,7 +37,9 @@ def norm_pt(s):
 Q = "2015Q1"
 # key: (quarter, age, sex, [(drug_seq, role, drugname, prod_ai, [indication PTs])], [reaction PTs])
 REPORTS = {
-    1: (Q, 40.0, "F", [(1, "PS", "Botox", "ONABOTULINUMTOXINA", ["Migraine"])], ["Depression"]),
+    # with a second suspect and a concomitant drug (the case listing names the suspects)
+    1: (Q, 40.0, "F", [(1, "PS", "Botox", "ONABOTULINUMTOXINA", ["Migraine"]), (2, "SS", "Aspirin", None, []),
+                       (3, "C", "IBUPROFEN", None, [])], ["Depression", "Nausea"]),
     2: (Q, 55.0, "F", [(1, "PS", "BOTOX", None, ["CHRONIC MIGRAINE"])], ["Nausea"]),
     # control with a mixed-case event PT (silver normalises it)
     3: (Q, 30.0, "M", [(1, "PS", "TOPIRAMATE", "TOPIRAMATE", ["migraine "])], ["Depressed mood "]),
@@ -76,13 +79,18 @@ REPORTS = {
     20: (Q, 25.0, "UNK", [(1, "PS", None, None, ["MIGRAINE"]), (2, "SS", "Xeomin", None, [])], []),
 }
 # report 20: XEOMIN without a cohort indication, another (nameless) drug for migraine: neither
+# reporter type (occp_cod) of the reports that are not MD: a consumer, and none
+OCCP = {3: " cn", 14: None}
+# silver/outcomes of study_run (a code twice, once untrimmed: listed once)
+OUTCOMES = [(1, Q, "HO"), (1, Q, " ho"), (1, Q, "OT"), (7, Q, "DE"), (2, Q, "DE")]
 
 
 def silver_frames(spark, reports=REPORTS):
     rep, drugs, indi, reac = [], [], [], []
     for key, (q, age, sex, drug_rows, pts) in reports.items():
         era = "legacy" if q < "2012Q4" else "faers"
-        rep.append((key, key * 10, 1, era, q, "20150101", None, None, age, sex, "US", "MD", "EXP", "I"))
+        rep.append((key, key * 10, 1, era, q, "20150101", None, None, age, sex, "US", OCCP.get(key, "MD"), "EXP",
+                    "I"))
         for seq, role, name, ai, indis in drug_rows:
             drugs.append((key, q, seq, role, name, ai, norm_drug(name), norm_drug(ai)))
             for pt in indis:
@@ -243,6 +251,7 @@ def study_run(spark, silver, study, tmp_path_factory, seal_silver):
     wh = Warehouse(wh_root)
     for name, df in zip(["reports", "drugs", "indications", "reactions"], silver, strict=True):
         wh.write(df, "silver", name)
+    wh.write(spark.createDataFrame(OUTCOMES, SILVER["outcomes"]), "silver", "outcomes")
     seal_silver(spark, wh)
     logs = []
     result = gold.run_study(spark, wh_root, study, str(out), log=logs.append)
@@ -350,6 +359,112 @@ def test_run_study_report_without_upstream_tables(study_run):
     assert "Source manifest SHA-256s: not available." in md
 
 
+# --------------------------------------------------------------------------- #
+# issue #18's analyst tables: trend, demographics, case listing
+# --------------------------------------------------------------------------- #
+ABCD = ["a", "b", "c", "d"]
+
+
+def test_run_study_trend_reconciles_with_cohort_results(study_run):
+    _, out, result, _ = study_run
+    trend = pd.read_csv(out / "botox_depression" / "trend.csv", dtype={"period": str})
+    assert list(trend.columns) == gold.TREND_COLUMNS
+    # every cohort, every year and quarter of the study's reports (2010Q1, 2015Q1), zeros included
+    years = trend[trend["level"] == "year"]
+    got = [(r.cohort, r.period, r.a, r.b, r.c, r.d) for r in years.itertuples()]
+    nonzero = {("migraine", "2010"): (1, 0, 0, 0),  # report 16, legacy
+               ("migraine", "2015"): (1, 3, 2, 2),  # a: 1 | b: 2, 6, 15 | c: 3, 14 | d: 4, 8
+               ("spasticity", "2015"): (0, 0, 0, 1), ("torticollis", "2015"): (1, 0, 0, 1),
+               ("blepharospasm", "2015"): (1, 0, 0, 0)}
+    assert got == [(c, y, *nonzero.get((c, y), (0, 0, 0, 0))) for c, *_ in EXPECTED_ROWS for y in ("2010", "2015")]
+    cum = trend[trend["level"] == "cumulative_quarter"]
+    assert list(cum["period"].unique()) == ["2010Q1", "2015Q1"]
+    res = result.set_index("cohort")
+    for cohort, rows in years.groupby("cohort", sort=False):
+        assert tuple(rows[ABCD].sum()) == tuple(res.loc[cohort, ABCD]), cohort
+        last = cum[cum["cohort"] == cohort].iloc[-1]
+        assert tuple(last[ABCD]) == tuple(res.loc[cohort, ABCD]), cohort
+        for col in ["ror", "ror_ci_lower", "ror_ci_upper"]:
+            assert (pd.isna(last[col]) and pd.isna(res.loc[cohort, col])) or last[col] == pytest.approx(
+                res.loc[cohort, col], rel=1e-12), (cohort, col)
+    m15 = years[(years["cohort"] == "migraine") & (years["period"] == "2015")].iloc[0]
+    assert m15["ror"] == pytest.approx(1 / 3) and not m15["haldane_corrected"]
+    assert pd.isna(years[(years["cohort"] == "migraine") & (years["period"] == "2010")]["ror"].iloc[0])
+    m_cum = cum[cum["cohort"] == "migraine"]
+    assert [tuple(r) for r in m_cum[ABCD].itertuples(index=False)] == [(1, 0, 0, 0), (2, 3, 2, 2)]
+    assert (out / "botox_depression" / "trend_plot.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_trend_plot_bytes_are_deterministic(study_run):
+    _, out, _, _ = study_run
+    trend = pd.read_csv(out / "botox_depression" / "trend.csv", dtype={"period": str}, float_precision="round_trip")
+    png = gold.trend_plot_png(trend, "botox_depression")
+    assert png == (out / "botox_depression" / "trend_plot.png").read_bytes()
+    assert b"Software" not in png and png == gold.trend_plot_png(trend, "botox_depression")
+
+
+def test_run_study_demographics(study_run):
+    _, out, result, _ = study_run
+    demo = pd.read_csv(out / "botox_depression" / "demographics.csv", dtype={"level": str})
+    assert list(demo.columns) == gold.DEMOGRAPHICS_COLUMNS
+    res = result.set_index("cohort")
+    assert list(dict.fromkeys(demo["cohort"])) == [c for c, *_ in EXPECTED_ROWS]
+    for (cohort, var), rows in demo.groupby(["cohort", "variable"], sort=False):
+        assert rows["exposed_n"].sum() == res.loc[cohort, "exposed_reports"], (cohort, var)
+        assert rows["control_n"].sum() == res.loc[cohort, "control_reports"], (cohort, var)
+    mig = {(r.variable, r.level): (r.exposed_n, r.exposed_pct, r.control_n, r.control_pct)
+           for r in demo[demo["cohort"] == "migraine"].itertuples()}
+    # exposed 1, 2, 6, 15, 16 (all F, MD); controls 3 (M, 30, CN), 4 (F, 70, MD), 8 (M, 50, MD), 14 (M, 60, none)
+    assert mig == {
+        ("sex", "F"): (5, 100.0, 1, 25.0), ("sex", "M"): (0, 0.0, 3, 75.0), ("sex", "U"): (0, 0.0, 0, 0.0),
+        ("age_band", "0-17"): (0, 0.0, 0, 0.0), ("age_band", "18-44"): (3, 60.0, 1, 25.0),
+        ("age_band", "45-64"): (2, 40.0, 2, 50.0), ("age_band", "65+"): (0, 0.0, 1, 25.0),
+        ("age_band", "unknown"): (0, 0.0, 0, 0.0),
+        ("reporter_type", "CN"): (0, 0.0, 1, 25.0), ("reporter_type", "MD"): (5, 100.0, 2, 50.0),
+        ("reporter_type", "unknown"): (0, 0.0, 1, 25.0),
+        ("era", "legacy"): (1, 20.0, 0, 0.0), ("era", "faers"): (4, 80.0, 4, 100.0),
+    }
+    # the levels in their fixed order; a cohort without reports: zeros and no share
+    assert list(demo[demo["cohort"] == "migraine"]["level"]) == [
+        "F", "M", "U", "0-17", "18-44", "45-64", "65+", "unknown", "CN", "MD", "unknown", "legacy", "faers"]
+    cosmetic = demo[demo["cohort"] == "cosmetic"]
+    assert (cosmetic["exposed_n"] == 0).all() and cosmetic["exposed_pct"].isna().all()
+
+
+def test_run_study_case_listing(study_run):
+    _, out, result, _ = study_run
+    cases = pd.read_csv(out / "botox_depression" / "cases.csv", keep_default_na=False, dtype=str)
+    assert list(cases.columns) == gold.CASE_COLUMNS
+    per = cases.groupby("cohort", sort=False).size().to_dict()
+    assert {c: per.get(c, 0) for c in result["cohort"]} == dict(zip(result["cohort"], result["exposed_events"],
+                                                                   strict=True))
+    # sorted by cohort in study order, quarter, caseid
+    assert [tuple(r) for r in cases[["cohort", "caseid", "quarter"]].itertuples(index=False)] == [
+        ("migraine", "160", "2010Q1"), ("migraine", "10", "2015Q1"), ("torticollis", "70", "2015Q1"),
+        ("blepharospasm", "70", "2015Q1")]
+    row = cases.iloc[1].to_dict()
+    assert row == {"study": "botox_depression", "cohort": "migraine", "caseid": "10", "report_key": "1",
+                   "quarter": "2015Q1", "age_years": "40.0", "sex": "F", "reporter_country": "US",
+                   "reporter_type": "MD", "suspect_drugs": "ASPIRIN; BOTOX", "reaction_pts": "DEPRESSION; NAUSEA",
+                   "outcomes": "HO; OT"}
+    assert cases.iloc[0]["outcomes"] == "" and cases.iloc[2]["outcomes"] == "DE"
+    assert cases.iloc[2]["suspect_drugs"] == "DYSPORT"  # two DYSPORT rows: listed once
+
+
+def test_run_study_report_has_the_analyst_sections(study_run):
+    _, out, _, _ = study_run
+    md = (out / "botox_depression" / "report.md").read_text()
+    assert "| migraine | 2015 | 1 | 3 | 2 | 2 | 0.333 [0.0167–6.65] |" in md
+    assert "![cumulative ROR by quarter per cohort, with 95 % CI band](trend_plot.png)" in md
+    assert "| migraine | reporter type | CN | 0 (0.0 %) | 1 (25.0 %) |" in md
+    assert "`cases.csv` lists every cohort's exposed reports with the event (cell a), 4 rows in all" in md
+    assert "| migraine | 2 |" in md and "DE death" in md
+    page = (out / "botox_depression" / "report.html").read_text()
+    assert 'alt="cumulative ROR by quarter per cohort, with 95 % CI band"' in page
+    png = (out / "botox_depression" / "trend_plot.png").read_bytes()
+    assert "data:image/png;base64," + base64.b64encode(png).decode("ascii") in page  # embedded: the page stands alone
+
+
 def test_run_study_without_silver_is_a_clear_error(spark, study, tmp_path):
     with pytest.raises(InputError, match=r"no silver tables under .*empty \(no silver/build_state\): "
                        r"run 'faerslake ingest' and 'faerslake build"):
@@ -377,9 +492,12 @@ def test_mantel_haenszel_strata_from_reports(spark, study):
         # age 17.9 -> 0-17, alone in its stratum (one report: skipped)
         + [(150, Q, 17.9, "F", True, False)]
     )
+    # reporter types vary inside every stratum: the strata are counted per
+    # reporter type too (for the demographics) and summed over it here
     reports = spark.createDataFrame(
-        [(k, q, "legacy" if q < "2012Q4" else "faers", s, age) for k, q, age, s, _, _ in spec],
-        "report_key BIGINT, quarter STRING, era STRING, sex STRING, age_years DOUBLE")
+        [(k, q, "legacy" if q < "2012Q4" else "faers", s, age, ["MD", "CN", None][k % 3])
+         for k, q, age, s, _, _ in spec],
+        "report_key BIGINT, quarter STRING, era STRING, sex STRING, age_years DOUBLE, occp_cod STRING")
     members = spark.createDataFrame([(k, q, "migraine", e, ev) for k, q, _, _, e, ev in spec],
                                     "report_key BIGINT, quarter STRING, cohort STRING, exposed BOOLEAN, "
                                     "event BOOLEAN")
@@ -396,6 +514,16 @@ def test_mantel_haenszel_strata_from_reports(spark, study):
     # crude table pools every report, the lone 0-17 one too: a=4 b=5 c=3 d=11
     assert row["crude_ror"] == pytest.approx((4 / 5) / (3 / 11))
     assert mh.loc["cosmetic", "strata_used"] == 0 and pd.isna(mh.loc["cosmetic", "mh_ror"])
+    # the same strata without the reporter type column (every report 'unknown'): the same pooled ROR
+    rows = gold.strata_counts(members, reports.drop("occp_cod"))
+    assert {r["reporter_type"] for r in rows} == {"unknown"}
+    again = gold.mantel_haenszel_table(members, reports, study, results, rows=rows).set_index("cohort")
+    assert again.loc["migraine", "mh_ror"] == row["mh_ror"] and again.loc["migraine", "strata_used"] == 3
+    demo = gold.demographics_table(gold.strata_counts(members, reports), study)
+    rt = demo[(demo["cohort"] == "migraine") & (demo["variable"] == "reporter_type")]
+    # exposed keys 100-104, 120, 121, 140, 150; controls 110-116, 130-133, 141-143 (k % 3: 0 MD, 1 CN, 2 none)
+    assert [tuple(r) for r in rt[["level", "exposed_n", "control_n"]].itertuples(index=False)] == [
+        ("CN", 3, 5), ("MD", 3, 4), ("unknown", 3, 5)]
 
 
 def test_study_honours_its_strict_dedup_setting(spark, study_run, study, tmp_path):

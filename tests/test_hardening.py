@@ -381,8 +381,9 @@ def test_study_folder_is_switched_in_whole_and_killed_runs_cleaned(first_run):
     out, results = first_run
     # exactly this run's files: the older run's extra file went with its folder
     assert sorted(p.name for p in (out / "tiny").iterdir()) == [
-        "cohort_results.csv", "forest_plot.png", "forest_plot.svg", "indications.csv", "mantel_haenszel.csv",
-        "report.html", "report.md", "terms.csv"]
+        "cases.csv", "cohort_results.csv", "demographics.csv", "forest_plot.png", "forest_plot.svg",
+        "indications.csv", "mantel_haenszel.csv", "report.html", "report.md", "terms.csv", "trend.csv",
+        "trend_plot.png"]
     assert _leftovers(out, "tiny") == []  # the killed run's temp folder is gone, and no new one is left
     assert list(results["cohort"]) == ["migraine", "headache"]
     csv = pd.read_csv(out / "tiny" / "cohort_results.csv")
@@ -407,7 +408,8 @@ def test_a_failing_report_leaves_the_previous_folder_byte_identical(spark, tiny,
     monkeypatch.setattr(job, "write_report", failing_report)
     with pytest.raises(RuntimeError, match="report failed"):
         run_study(spark, tiny["wh"], tiny["study"], str(out), log=lambda m: None)
-    assert seen == [["cohort_results.csv", "mantel_haenszel.csv"]]
+    assert seen == [["cases.csv", "cohort_results.csv", "demographics.csv", "mantel_haenszel.csv", "trend.csv",
+                     "trend_plot.png"]]
     assert _snapshot(out / "tiny") == before
     assert _leftovers(out, "tiny") == []
 

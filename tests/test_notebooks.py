@@ -235,7 +235,8 @@ def test_notebook_study_results_are_the_truths(notebook_run):
         assert (row["exposed_reports"], row["exposed_events"], row["control_reports"],
                 row["control_events"]) == (t["exposed_reports"], t["exposed_events"],
                                            t["control_reports"], t["control_events"]), row["cohort"]
-    for f in ("report.md", "report.html", "forest_plot.png", "forest_plot.svg", "terms.csv", "indications.csv"):
+    for f in ("report.md", "report.html", "forest_plot.png", "forest_plot.svg", "terms.csv", "indications.csv",
+              "trend.csv", "trend_plot.png", "demographics.csv", "cases.csv"):
         assert (notebook_run["out"] / STUDY / f).stat().st_size > 0, f
     shown = notebook_run["ns"]["03_study"]["display"].shown
     assert any(isinstance(o, pd.DataFrame) and list(o["cohort"]) == truth["cohort_order"] for o in shown)

@@ -16,7 +16,10 @@ silver tables, §4 through :mod:`faerslake.stats` and §5's output contract:
 - ``OUT/<study>/terms.csv`` and ``indications.csv``: what the study's tokens
   and cohort PTs matched (:mod:`.terms`; also ``faerslake terms``);
 - ``OUT/<study>/report.md`` / ``report.html`` / ``forest_plot.png`` through
-  :mod:`faerslake.report`.
+  :mod:`faerslake.report`;
+- ``OUT/<study>/trend.csv`` and ``trend_plot.png`` (:mod:`.trend`),
+  ``demographics.csv`` (:func:`.strata.demographics_table`) and ``cases.csv``
+  (:mod:`.cases`, the listing of cell a): the analyst tables.
 
 All matching is done with Spark column expressions (substring tests over the
 short token lists, a broadcast table of cohort PTs); only the per-cohort 2x2
@@ -35,6 +38,7 @@ read at a pinned Delta version, recorded in the report for time travel.
 
 from __future__ import annotations
 
+from faerslake.gold.cases import CASE_COLUMNS, case_listing, write_cases_csv
 from faerslake.gold.cohorts import (
     DRUG_INGREDIENT_COLUMNS,
     KEYS,
@@ -64,12 +68,16 @@ from faerslake.gold.job import (
 )
 from faerslake.gold.strata import (
     AGE_BANDS,
+    DEMOGRAPHICS_COLUMNS,
     MH_COLUMNS,
     MH_STRATA,
+    demographics_table,
     mantel_haenszel_table,
+    reporter_type,
     strata_counts,
     with_strata,
 )
+from faerslake.gold.trend import TREND_COLUMNS, trend_counts, trend_plot_png, trend_table
 from faerslake.report.console import format_cohort_table, print_cohort_table
 
 __all__ = [
@@ -79,4 +87,7 @@ __all__ = [
     "format_cohort_table", "gold_tables", "ingredient_drugs", "is_exposure_drug", "mantel_haenszel_table",
     "matcher_members", "matcher_sensitivity", "members_under", "print_cohort_table", "run_study",
     "strata_counts", "with_strata",
+    # issue #18: the analyst tables
+    "CASE_COLUMNS", "DEMOGRAPHICS_COLUMNS", "TREND_COLUMNS", "case_listing", "demographics_table",
+    "reporter_type", "trend_counts", "trend_plot_png", "trend_table", "write_cases_csv",
 ]

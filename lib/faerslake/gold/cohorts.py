@@ -23,7 +23,8 @@ KEYS = ["report_key", "quarter"]
 
 # The columns of the silver contract (faerslake.contracts.SILVER) this stage reads.
 SILVER_COLUMNS: dict[str, list[str]] = {
-    "reports": ["report_key", "quarter", "era", "sex", "age_years"],
+    "reports": ["report_key", "quarter", "era", "sex", "age_years",
+                "caseid", "reporter_country", "occp_cod"],  # the last three: the case listing
     "drugs": ["report_key", "quarter", "drug_seq", "role_cod", "drugname_norm", "prod_ai_norm"],
     "indications": ["report_key", "quarter", "drug_seq", "indi_pt_norm"],
     "reactions": ["report_key", "quarter", "pt_norm"],

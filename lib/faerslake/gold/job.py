@@ -3,6 +3,7 @@ strata -> statistics -> gold tables, CSVs and the report."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,8 @@ from faerslake.config import PipelineConfig, Study, TableSettings, check_catalog
 from faerslake.contracts import GOLD, columns
 from faerslake.errors import InputError
 from faerslake.faults import checkpoint
-from faerslake.files import atomic_folder, atomic_write_csv, clean_stale_folders
+from faerslake.files import atomic_folder, atomic_write_bytes, atomic_write_csv, clean_stale_folders
+from faerslake.gold.cases import case_listing, write_cases_csv
 from faerslake.gold.cohorts import (
     DRUG_INGREDIENT_COLUMNS,
     MEMBER_COLUMNS,
@@ -30,9 +32,10 @@ from faerslake.gold.cohorts import (
     require_columns,
 )
 from faerslake.gold.io import to_spark
-from faerslake.gold.strata import mantel_haenszel_table, strata_counts
+from faerslake.gold.strata import demographics_table, mantel_haenszel_table, strata_counts
 from faerslake.gold.terms import cohort_indications, term_matches, top_terms
 from faerslake.gold.terms_job import INDICATIONS_FILE, TERMS_FILE, write_terms_csv
+from faerslake.gold.trend import trend_counts, trend_plot_png, trend_table
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.quarters import format_ranges
@@ -138,6 +141,18 @@ def read_drug_ingredients(spark: SparkSession, wh: Warehouse,
     return df, v
 
 
+def read_outcomes(spark: SparkSession, wh: Warehouse, cut: SilverCut) -> tuple[DataFrame | None, int | None]:
+    """``silver/outcomes`` at the version of the build's cut, and that version,
+    for the case listing; ``(None, None)`` when the warehouse has none (its
+    ``outcomes`` column is then empty, and the report says why)."""
+    v = cut.silver.get("outcomes")
+    if v is None:
+        return None, None
+    df = wh.read_at(spark, "silver", "outcomes", v)
+    require_columns(df, "outcomes", ["report_key", "quarter", "outc_cod"])
+    return df, v
+
+
 def read_silver(spark: SparkSession, wh: Warehouse,
                 cut: SilverCut | None = None) -> tuple[dict[str, DataFrame], dict[str, int | None]]:
     """The silver tables this stage reads, each at the version the last
@@ -220,19 +235,24 @@ def write_members(spark: SparkSession, wh: Warehouse, study: Study, members: Dat
 
 
 def summarise(spark: SparkSession, wh: Warehouse, study: Study, members: DataFrame, reports: DataFrame,
-              cut: SilverCut | None = None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream]:
-    """(cohort results, MH table, quarters covered, upstream tables for the report)."""
-    # the four small reads are independent Spark jobs: run them side by side
+              cut: SilverCut | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], Upstream, pd.DataFrame, pd.DataFrame]:
+    """(cohort results, MH table, quarters covered, upstream tables for the
+    report, trend table, demographics table)."""
+    # the five small reads are independent Spark jobs: run them side by side
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         f_counts = pool.submit(cohort_counts, members, study)
         f_strata = pool.submit(strata_counts, members, reports)
         f_quarters = pool.submit(lambda: [r[0] for r in reports.select("quarter").distinct().collect()])
         f_upstream = pool.submit(read_upstream, spark, wh, _upstream_versions(cut))
+        f_trend = pool.submit(trend_counts, members)
         results = stats.cohort_statistics(f_counts.result())
         mh = mantel_haenszel_table(members, reports, study, results, rows=f_strata.result())
         quarters = sorted(f_quarters.result(), key=quarter_sort_key)
         upstream = f_upstream.result()
-    return results, mh, quarters, upstream
+        trend = trend_table(None, study, quarters, rows=f_trend.result())
+        demographics = demographics_table(f_strata.result(), study)
+    return results, mh, quarters, upstream, trend, demographics
 
 
 def write_results(spark: SparkSession, wh: Warehouse, study: Study,
@@ -252,18 +272,25 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
 
 
 STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
-               "report.html", TERMS_FILE, INDICATIONS_FILE)
+               "report.html", TERMS_FILE, INDICATIONS_FILE, "trend.csv", "trend_plot.png", "demographics.csv",
+               "cases.csv")
+# the analyst files (issue #18) among them
+TREND_FILE, TREND_PLOT, DEMOGRAPHICS_FILE, CASES_FILE = "trend.csv", "trend_plot.png", "demographics.csv", "cases.csv"
 # beside them for a study naming both tokens and ingredients
 SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
 
 def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
                        ctx: ReportContext, sensitivity: pd.DataFrame | None = None,
-                       terms: DataFrame | None = None) -> dict[str, Path]:
+                       terms: DataFrame | None = None,
+                       cases: Callable[[Path], dict[str, int]] | None = None) -> dict[str, Path]:
     """``OUT/<study>/`` as one unit: the CSVs and the report (:data:`STUDY_FILES`,
     and :data:`SENSITIVITY_FILE` when ``sensitivity`` is given) are written into a temp sibling ``OUT/.<study>.tmp-<uuid>/`` and switched
     into place only once all of them, the report included, are rendered
-    (:func:`faerslake.files.atomic_folder`). A failure anywhere leaves the
+    (:func:`faerslake.files.atomic_folder`). The analyst files are written
+    from ``ctx`` (``trend``, ``demographics``, the pictures in ``images``) and
+    by ``cases`` (a writer of the case listing at a path, returning its rows
+    per cohort, which the report then states), before the report. A failure anywhere leaves the
     previous run's folder as it was and no temp folder; a killed run's temp
     folder is removed by the next run. ``terms`` (:func:`~faerslake.gold.terms.term_matches`)
     is streamed into ``terms.csv``; ``indications.csv`` is ``ctx.cohort_indications``. Returns the report's final paths
@@ -279,9 +306,39 @@ def write_study_folder(out_dir: Path, results: pd.DataFrame, mh: pd.DataFrame,
             write_terms_csv(tmp / TERMS_FILE, terms)
         if ctx.cohort_indications is not None:
             atomic_write_csv(tmp / INDICATIONS_FILE, ctx.cohort_indications)
-        return write_report(tmp, results, ctx)
+        report_ctx = _write_analyst_files(tmp, results, ctx, cases)
+        return write_report(tmp, results, report_ctx)
 
     return {k: Path(out_dir) / p.name for k, p in atomic_folder(out_dir, write).items()}
+
+
+def _write_analyst_files(tmp: Path, results: pd.DataFrame, ctx: ReportContext,
+                         cases: Callable[[Path], dict[str, int]] | None) -> ReportContext:
+    """The trend and its plot, the demographics and the case listing into
+    ``tmp`` (each when the context has it; the listing's Spark job runs while
+    the plot is drawn); the context back with the plot among its ``images``
+    and the listing's file and rows. A listing whose rows per cohort are not
+    the cohorts' exposed events is refused: both come from the members table."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        f_cases = pool.submit(cases, tmp / CASES_FILE) if cases is not None else None
+        images = dict(ctx.images or {})
+        if ctx.trend is not None:
+            atomic_write_csv(tmp / TREND_FILE, ctx.trend)
+            images[TREND_PLOT] = trend_plot_png(ctx.trend, getattr(ctx.study, "name", "") or "")
+        for name, data in images.items():
+            atomic_write_bytes(tmp / name, data)
+        if ctx.demographics is not None:
+            atomic_write_csv(tmp / DEMOGRAPHICS_FILE, ctx.demographics)
+        ctx = dataclasses.replace(ctx, images=images)
+        if f_cases is None:
+            return ctx
+        per_cohort = f_cases.result()
+    want = {str(r["cohort"]): int(r["exposed_events"]) for r in results.to_dict("records")}
+    got = {c: per_cohort.get(c, 0) for c in want}
+    if got != want or set(per_cohort) - set(want):
+        raise RuntimeError(f"the case listing's rows per cohort ({per_cohort}) are not the cohorts' exposed "
+                           f"events ({want}): {CASES_FILE} would not reconcile with cohort_results")
+    return dataclasses.replace(ctx, cases_file=CASES_FILE, cases_rows=sum(got.values()), cases_per_cohort=got)
 
 
 def run_study(
@@ -342,6 +399,9 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
     ingredients, sensitivity_note = _read_ingredients_for(spark, wh, warehouse, cut, study, log)
     if ingredients is not None:
         versions["silver/drug_ingredients"] = ingredients[1]
+    outcomes, outcomes_version = read_outcomes(spark, wh, cut)
+    if outcomes is not None:
+        versions["silver/outcomes"] = outcomes_version
     log(f"study {study.name}: {len(study.cohorts)} cohorts; exposure matched by {study.exposure.matcher}; "
         "silver versions " + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
     inputs = (silver["reports"], silver["drugs"], silver["indications"], silver["reactions"])
@@ -362,7 +422,7 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         if study.exposure.compares_matchers:
             sensitivity = sensitivity_frame()  # header only: sensitivity_note says why
     reports = in_period(silver["reports"], study)
-    results, mh, quarters, upstream = summarise(spark, wh, study, members, reports, cut)
+    results, mh, quarters, upstream, trend, demographics = summarise(spark, wh, study, members, reports, cut)
     write_results(spark, wh, study, results, mh, log, sensitivity)
     if sensitivity is not None and len(sensitivity):
         log(f"study {study.name}: matcher sensitivity -> {wh.path('gold', study.name + '/matcher_sensitivity')}; "
@@ -379,10 +439,15 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
         mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
         faerslake_version=__version__,
         term_matches=top_terms(terms), cohort_indications=cohort_indications(silver["indications"], members, study),
+        trend=trend, demographics=demographics,
         generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
     )
-    paths = write_study_folder(out_dir, results, mh, ctx, sensitivity, terms)
-    terms.unpersist()
+    cases = case_listing(members, reports, silver["drugs"], silver["reactions"], study, outcomes)
+    try:
+        paths = write_study_folder(out_dir, results, mh, ctx, sensitivity, terms,
+                                   lambda path: write_cases_csv(cases, path))
+    finally:
+        terms.unpersist()
     log(f"study {study.name}: report -> {paths.get('md')}")
     return results

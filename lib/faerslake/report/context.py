@@ -52,6 +52,8 @@ class ReportContext:
     cohort_indications: pd.DataFrame | None = None
     cases_file: str | None = None
     cases_rows: int | None = None
+    # cases.csv's rows per cohort (study order)
+    cases_per_cohort: dict[str, int] | None = None
     # extra pictures: file name -> PNG/SVG bytes written beside the report
     images: dict[str, bytes] | None = field(default_factory=dict)
 
