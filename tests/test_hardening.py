@@ -408,8 +408,8 @@ def test_a_failing_report_leaves_the_previous_folder_byte_identical(spark, tiny,
     monkeypatch.setattr(job, "write_report", failing_report)
     with pytest.raises(RuntimeError, match="report failed"):
         run_study(spark, tiny["wh"], tiny["study"], str(out), log=lambda m: None)
-    assert seen == [["cases.csv", "cohort_results.csv", "demographics.csv", "mantel_haenszel.csv", "trend.csv",
-                     "trend_plot.png"]]
+    assert seen == [["cases.csv", "cohort_results.csv", "demographics.csv", "indications.csv", "mantel_haenszel.csv",
+                     "terms.csv", "trend.csv", "trend_plot.png"]]
     assert _snapshot(out / "tiny") == before
     assert _leftovers(out, "tiny") == []
 

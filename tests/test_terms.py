@@ -217,7 +217,8 @@ def test_the_study_folder_has_the_terms_and_the_report_section(spark, warehouse,
     folder = out / study.name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         ["cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md", "report.html",
-         "terms.csv", "indications.csv", "matcher_sensitivity.csv"])
+         "terms.csv", "indications.csv", "matcher_sensitivity.csv", "trend.csv", "trend_plot.png",
+         "demographics.csv", "cases.csv"])
     assert (folder / "terms.csv").read_bytes() == (tmp_path / "terms.csv").read_bytes()
     assert (folder / "indications.csv").read_bytes() == (tmp_path / "indications.csv").read_bytes()
     md = (folder / "report.md").read_text()
