@@ -65,8 +65,8 @@ def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, react
     keys are broadcast into the semi joins that cut silver down to its
     reports, the three lists are one group-by over their rows together, the
     report fields and lists (one row per cell-a report) are broadcast to the
-    members, and the listing is sorted in one partition (no range sampling job;
-    :func:`write_cases_csv` then reads it in one job)."""
+    members. The sort is a global one (range-partitioned), not one
+    partition: :func:`write_cases_csv` holds one partition at a time."""
     cell_a = members.where(F.col("exposed") & F.col("event")).select(*KEYS, "cohort")
     keys = F.broadcast(cell_a.select(*KEYS))  # a semi join needs no distinct keys
     # the three lists' rows as one frame (kind, value): one semi join, one group-by
@@ -92,7 +92,7 @@ def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, react
         "reporter_country", "reporter_type",
         *(F.coalesce(F.col(n), empty).alias(n) for n in LIST_COLUMNS),
         order.alias("_order"),
-    ).coalesce(1).sortWithinPartitions("_order", "quarter", "caseid", "report_key").drop("_order")
+    ).orderBy("_order", "quarter", "caseid", "report_key").drop("_order")
 
 
 def _cell(v: object) -> object:
