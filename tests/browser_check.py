@@ -98,6 +98,8 @@ class Rendering:
     screenshot: Path
     shot_size: tuple[int, int]
     colours: int
+    # (the document's scroll width, the window's width): wider means something runs off the right edge
+    widths: tuple[int, int] = (0, 0)
     problems: list[str] = field(default_factory=list)
 
 
@@ -116,13 +118,15 @@ def render_alone(driver, page: Path, folder: Path) -> Rendering:
     WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
     images = driver.execute_script(_IMAGES_JS)
     console = driver.get_log("browser")
+    widths = tuple(driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"))
     png = driver.get_screenshot_as_png()
     shot = folder.parent / f"{folder.name}-screenshot.png"  # beside the folder, which stays the page's alone
     shot.write_bytes(png)
     with Image.open(io.BytesIO(png)) as im:
         size = im.size
         colours = len(im.convert("RGB").getcolors(maxcolors=1 << 24) or [])
-    found = Rendering(url, images, console, shot, size, colours)
+    found = Rendering(url, images, console, shot, size, colours, (int(widths[0]), int(widths[1])))
     found.problems = _problems(found)
     return found
 
@@ -148,6 +152,9 @@ def _problems(r: Rendering) -> list[str]:
                 img["naturalWidth"] / img["naturalHeight"]):
             problems.append(f"image {name} is distorted: drawn {img['width']:.0f} x {img['height']:.0f}, "
                             f"natural {img['naturalWidth']} x {img['naturalHeight']}")
+    if r.widths[0] > r.widths[1]:
+        problems.append(f"the page is {r.widths[0]} px wide in a {r.widths[1]} px window: something runs off "
+                        "its right edge")
     for entry in r.console:
         if entry.get("level") == "SEVERE":
             problems.append(f"console: {entry.get('message')}")

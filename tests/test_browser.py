@@ -68,4 +68,16 @@ def test_a_console_error_is_a_failure(browser, tmp_path):
 def test_an_image_wider_than_the_page_is_clipped(browser, tmp_path):
     page = _page(tmp_path, f"<img alt='wide' src='{_png(2400, 100)}'>")
     r = render_alone(browser, page, tmp_path / "alone")
-    assert len(r.problems) == 1 and "is clipped" in r.problems[0], r.problems
+    assert len(r.problems) == 2 and "is clipped" in r.problems[0], r.problems
+    assert "runs off its right edge" in r.problems[1], r.problems
+
+
+def test_a_table_wider_than_the_page_is_a_failure(browser, tmp_path):
+    cells = "".join(f"<td>column-{i:03d}-with-a-long-name</td>" for i in range(60))
+    page = _page(tmp_path, f"<table><tr>{cells}</tr></table>")
+    r = render_alone(browser, page, tmp_path / "alone")
+    assert len(r.problems) == 1 and "runs off its right edge" in r.problems[0], r.problems
+    # the report's way: the table scrolls inside a box of the page's width
+    (tmp_path / "boxed").mkdir()
+    boxed = _page(tmp_path / "boxed", f"<div style='overflow-x:auto'><table><tr>{cells}</tr></table></div>")
+    assert render_alone(browser, boxed, tmp_path / "boxed-alone").problems == []

@@ -119,16 +119,23 @@ def _ror_ci(r: dict[str, Any]) -> str:
     return f"{fmt_num(r['ror'])} [{fmt_ci(r['ror_ci_lower'], r['ror_ci_upper'])}]"
 
 
-def _first_signal(cum: pd.DataFrame) -> str:
-    """The first quarter whose cumulative CI lies wholly above 1, or ``never``."""
-    hit = cum[cum["ror_ci_lower"].notna() & (cum["ror_ci_lower"] > 1)]
+def _first_signal(cum: pd.DataFrame, above: bool) -> str:
+    """The first quarter whose cumulative CI lies wholly above 1 (``above``)
+    or wholly below it, or ``never``. A study of a lower reporting rate (the
+    default one) is seen when its CI first lies below 1; one of a higher rate
+    when it lies above."""
+    if above:
+        hit = cum[cum["ror_ci_lower"].notna() & (cum["ror_ci_lower"] > 1)]
+    else:
+        hit = cum[cum["ror_ci_upper"].notna() & (cum["ror_ci_upper"] < 1)]
     return str(hit["period"].iloc[0]) if len(hit) else "never"
 
 
 def trend_section(ctx: ReportContext) -> Section | None:
     """Per cohort and year: a, b, c, d and the ROR [95 % CI] (years without
     any report of the cohort left out); per cohort, the first quarter the
-    cumulative ROR's CI lay above 1; and the cumulative ROR plot."""
+    cumulative ROR's CI lay wholly below 1 and wholly above it; and the
+    cumulative ROR plot."""
     trend = ctx.trend
     if trend is None:
         return None
@@ -149,14 +156,16 @@ def trend_section(ctx: ReportContext) -> Section | None:
     cohorts = list(dict.fromkeys(cum["cohort"]))
     if cohorts:
         sec.blocks.append("The signal over time: per cohort, the first quarter at which the cumulative ROR's 95 % "
-                          "CI lay wholly above 1 (all reports up to and including that quarter), and the "
+                          "CI lay wholly below 1 (a lower reporting rate among the exposed) and wholly above 1 (a "
+                          "higher one), counting all reports up to and including that quarter, and the "
                           "cumulative ROR at the last quarter.")
         rows = []
         for c in cohorts:
             d = cum[cum["cohort"] == c]
-            rows.append([str(c), _first_signal(d), _ror_ci(d.iloc[-1].to_dict())])
-        sec.blocks.append(Table(["cohort", "first quarter CI > 1", "cumulative ROR [95 % CI], last quarter"],
-                                rows))
+            rows.append([str(c), _first_signal(d, above=False), _first_signal(d, above=True),
+                         _ror_ci(d.iloc[-1].to_dict())])
+        sec.blocks.append(Table(["cohort", "first quarter CI < 1", "first quarter CI > 1",
+                                 "cumulative ROR [95 % CI], last quarter"], rows))
     data = (ctx.images or {}).get(TREND_PLOT)
     if data is not None:
         sec.blocks.append(Image(TREND_PLOT, "cumulative ROR by quarter per cohort, with 95 % CI band", data=data))

@@ -148,9 +148,9 @@ def render_html(title: str, sections: list[Section], subtitle: str = "") -> str:
         "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 8px}"
         "td{text-align:right}td:first-child{text-align:left}th{background:#eee}"
-        "code{font-size:90%}img{max-width:100%;height:auto}.subtitle{font-size:110%;color:#444}nav li{margin:.1em 0}"
+        "code{font-size:90%}img{max-width:100%;height:auto}.wide{overflow-x:auto}.subtitle{font-size:110%;color:#444}nav li{margin:.1em 0}"
         ".warning{color:#a00;font-weight:bold}"
-        "@media print{nav{display:none}h2{page-break-after:avoid}table,img{page-break-inside:avoid}}</style>",
+        "@media print{nav{display:none}.wide{overflow:visible}h2{page-break-after:avoid}table,img{page-break-inside:avoid}}</style>",
         "</head><body>", f"<h1>{html.escape(title)}</h1>",
     ]
     if subtitle:
@@ -166,11 +166,12 @@ def render_html(title: str, sections: list[Section], subtitle: str = "") -> str:
             if isinstance(b, Bullets):
                 out.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in b.items) + "</ul>")
             elif isinstance(b, Table):
-                out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
-                           + "</tr></thead><tbody>")
+                # a wide table scrolls inside its box instead of running off the page
+                out.append('<div class="wide"><table><thead><tr>'
+                           + "".join(f"<th>{html.escape(h)}</th>" for h in b.header) + "</tr></thead><tbody>")
                 out += ["<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
                         for row in b.rows]
-                out.append("</tbody></table>")
+                out.append("</tbody></table></div>")
             elif isinstance(b, Image):
                 out.append(f'<p><img src="{html.escape(b.html_src())}" alt="{html.escape(b.alt)}"></p>')
             elif str(b).startswith("Warning:"):
