@@ -71,6 +71,17 @@ def degenerate(a: int, b: int, c: int, d: int) -> bool:
     return a + b == 0 or c + d == 0 or a + c == 0 or b + d == 0
 
 
+def _haldane_cells(a: int, b: int, c: int, d: int) -> tuple[tuple[float, float, float, float], bool] | None:
+    """The cells as floats, with 0.5 added to each when any is 0, and whether
+    it was (the Haldane correction); None for a whole zero row or column."""
+    _check_cells(a, b, c, d)
+    if degenerate(a, b, c, d):
+        return None
+    haldane = min(a, b, c, d) == 0
+    k = 0.5 if haldane else 0.0
+    return (float(a) + k, float(b) + k, float(c) + k, float(d) + k), haldane
+
+
 def ror_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> RorResult:
     """ROR = (a/b)/(c/d) and exp(ln ROR ± z·√(1/a+1/b+1/c+1/d)).
 
@@ -78,12 +89,10 @@ def ror_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> RorResult:
     True. A whole zero row or column: ROR and CI are None and no correction is
     reported (nothing was computed).
     """
-    _check_cells(a, b, c, d)
-    if degenerate(a, b, c, d):
+    cells = _haldane_cells(a, b, c, d)
+    if cells is None:
         return RorResult(None, None, None, False)
-    haldane = min(a, b, c, d) == 0
-    k = 0.5 if haldane else 0.0
-    fa, fb, fc, fd = (float(x) + k for x in (a, b, c, d))
+    (fa, fb, fc, fd), haldane = cells
     log_ror = math.log(fa) - math.log(fb) - math.log(fc) + math.log(fd)
     se = math.sqrt(1 / fa + 1 / fb + 1 / fc + 1 / fd)
     return RorResult(
@@ -153,12 +162,10 @@ def prr_ci(a: int, b: int, c: int, d: int, z: float = Z95) -> PrrResult:
     point estimate of :func:`prr_chi2` (the ``prr`` column) is uncorrected,
     so for a table with a zero cell the two differ.
     """
-    _check_cells(a, b, c, d)
-    if degenerate(a, b, c, d):
+    cells = _haldane_cells(a, b, c, d)
+    if cells is None:
         return PrrResult(None, None, None, False)
-    haldane = min(a, b, c, d) == 0
-    k = 0.5 if haldane else 0.0
-    fa, fb, fc, fd = (float(x) + k for x in (a, b, c, d))
+    (fa, fb, fc, fd), haldane = cells
     log_prr = math.log(fa / (fa + fb)) - math.log(fc / (fc + fd))
     se = math.sqrt(1 / fa - 1 / (fa + fb) + 1 / fc - 1 / (fc + fd))  # each pair >= 0: a <= a+b
     return PrrResult(math.exp(log_prr), math.exp(log_prr - z * se), math.exp(log_prr + z * se), haldane)

@@ -11,17 +11,17 @@ hold as many rows as cell a has.
 
 from __future__ import annotations
 
-import csv
 from collections import Counter
 from functools import reduce
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from faerslake.config import Study
-from faerslake.files import atomic_replace, neutralise_cell
+from faerslake.files import neutralise_cell
 from faerslake.gold.cohorts import KEYS
+from faerslake.gold.io import stream_csv
 from faerslake.gold.strata import reporter_type
 from faerslake.normalise import clean_code
 
@@ -110,13 +110,8 @@ def write_cases_csv(cases: DataFrame, path: str | Path) -> dict[str, int]:
     listing's order."""
     per_cohort: Counter[str] = Counter()
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(CASE_COLUMNS)
-            for row in cases.select(*CASE_COLUMNS).toLocalIterator():
-                w.writerow([_cell(row[c]) for c in CASE_COLUMNS])
-                per_cohort[row["cohort"]] += 1
+    def count(row: Row) -> None:
+        per_cohort[row["cohort"]] += 1
 
-    atomic_replace(path, write)
+    stream_csv(cases, CASE_COLUMNS, path, _cell, count)
     return dict(per_cohort)

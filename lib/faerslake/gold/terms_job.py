@@ -10,7 +10,6 @@ build), so it takes no writer lock and runs beside a build or study.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,12 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from faerslake.config import PipelineConfig, Study, TableSettings
-from faerslake.files import atomic_replace, atomic_write_csv, neutralise_cell
+from faerslake.files import atomic_write_csv, neutralise_cell
 from faerslake.gold.cohorts import cohort_members
+from faerslake.gold.io import stream_csv
 from faerslake.gold.terms import DEFAULT_LIMIT, TERM_COLUMNS, cohort_indications, term_matches, top_terms
 from faerslake.logs import sink
+from faerslake.report.analysis import token_groups
 from faerslake.silver.job import completed_build
 from faerslake.tables import Warehouse
 
@@ -57,19 +58,7 @@ def _csv_value(v: Any) -> Any:
 def write_terms_csv(path: Path, matches: DataFrame) -> int:
     """Stream :func:`~faerslake.gold.terms.term_matches` (ordered) into
     ``path`` atomically, one partition at a time on the driver; the rows written."""
-    n = 0
-
-    def write(tmp: Path) -> None:
-        nonlocal n
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(TERM_COLUMNS)
-            for row in matches.select(*TERM_COLUMNS).toLocalIterator(prefetchPartitions=False):
-                w.writerow([_csv_value(v) for v in row])
-                n += 1
-
-    atomic_replace(path, write)
-    return n
+    return stream_csv(matches, TERM_COLUMNS, path, _csv_value)
 
 
 def run_terms(spark: SparkSession, warehouse: str, study: Study, cfg: PipelineConfig | None = None,
@@ -126,13 +115,7 @@ def _lines(rows: list[dict[str, Any]], limit: int) -> list[str]:
 
 def _groups(top: pd.DataFrame, name: str, kept: bool | None) -> list[tuple[str, list[dict[str, Any]]]]:
     """(token, its rows) of list ``name`` (and ``kept``), in the summary's order."""
-    part = top[top["list"] == name]
-    if kept is not None:
-        part = part[part["kept"] == kept]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in part.to_dict("records"):
-        groups.setdefault(str(r["token"]), []).append(r)
-    return list(groups.items())
+    return list(token_groups(top, name, kept).items())
 
 
 def _plural(n: int, word: str) -> str:

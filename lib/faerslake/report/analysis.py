@@ -21,7 +21,7 @@ def _text(v: Any) -> str:
     return "–" if is_null(v) or v == "" else str(v)
 
 
-def _token_groups(top: pd.DataFrame, name: str, kept: bool | None) -> dict[str, list[dict[str, Any]]]:
+def token_groups(top: pd.DataFrame, name: str, kept: bool | None) -> dict[str, list[dict[str, Any]]]:
     """token -> its rows of list ``name`` (and ``kept``) in the summary's order."""
     part = top[top["list"] == name]
     if kept is not None:
@@ -62,7 +62,7 @@ def terms_section(ctx: ReportContext) -> Section | None:
     sec = Section(TERMS_TITLE)
     study = ctx.study
     if top is not None:
-        kept = _token_groups(top, "exposure.tokens", True)
+        kept = token_groups(top, "exposure.tokens", True)
         first = next(iter(kept.values()), [])
         roles = getattr(study, "exposure_role_codes", None)
         sec.blocks.append(
@@ -84,7 +84,7 @@ def terms_section(ctx: ReportContext) -> Section | None:
         note = _more(kept)
         if note:
             sec.blocks.append(note)
-        removed = _token_groups(top, "exposure.exclude_tokens", None)
+        removed = token_groups(top, "exposure.exclude_tokens", None)
         for token, rs in removed.items():
             sec.blocks.append(f"Removed by exclusion token {token} ({fmt_int(rs[0]['token_names'])} names, "
                               f"{fmt_int(rs[0]['token_rows'])} drug rows): an exposure token found them, so "
@@ -93,7 +93,7 @@ def terms_section(ctx: ReportContext) -> Section | None:
                                     [[_text(r["drugname"]), _text(r["prod_ai"]), str(r["field"]),
                                       fmt_int(r["reports"]), fmt_int(r["drug_rows"]), _text(r["removed_by"])]
                                      for r in rs]))
-        excl = _token_groups(top, "exclusions.drug_tokens", None)
+        excl = token_groups(top, "exclusions.drug_tokens", None)
         if excl:
             sec.blocks.append(f"Exclusion drug tokens (a report with such a drug row leaves every cohort), at "
                               f"most {EXCLUSION_DRUG_NAMES} names each:")

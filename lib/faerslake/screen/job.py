@@ -11,7 +11,6 @@ pairs (capped). ``signals.csv`` is streamed partition by partition
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
 import functools
 import json
@@ -32,6 +31,7 @@ from faerslake.config import PipelineConfig, Screen, Study, TableSettings
 from faerslake.errors import InputError
 from faerslake.files import atomic_folder, atomic_write_text, clean_stale_folders, neutralise_cell
 from faerslake.gold.cohorts import contains_any
+from faerslake.gold.io import stream_csv
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
 from faerslake.screen import mgps
@@ -259,14 +259,7 @@ def _csv_value(v: object) -> object:
 def write_signals_csv(df: DataFrame, path: Path) -> int:
     """Stream ``df`` (already ordered) into ``path`` partition by partition
     (the driver holds one partition at a time); the rows written."""
-    n = 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow(SIGNAL_COLUMNS)
-        for row in df.select(*SIGNAL_COLUMNS).toLocalIterator(prefetchPartitions=False):
-            w.writerow([_csv_value(v) for v in row])
-            n += 1
-    return n
+    return stream_csv(df, SIGNAL_COLUMNS, path, _csv_value)
 
 
 def screen_grid(signals: DataFrame) -> pd.DataFrame:
