@@ -17,6 +17,7 @@ Chromium the browser tests are skipped with the reason, except under CI
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import shutil
@@ -37,7 +38,7 @@ _IMAGES_JS = """
 const page = document.documentElement.clientWidth;
 return Array.from(document.images).map(img => {
   const r = img.getBoundingClientRect();
-  return {src: img.getAttribute('src') || img.currentSrc || '', complete: img.complete,
+  return {src: img.getAttribute('src') || img.currentSrc || '', alt: img.getAttribute('alt') || '', complete: img.complete,
           naturalWidth: img.naturalWidth, naturalHeight: img.naturalHeight,
           left: r.left + window.scrollX, right: r.right + window.scrollX,
           width: r.width, height: r.height, pageWidth: page};
@@ -100,6 +101,8 @@ class Rendering:
     colours: int
     # (the document's scroll width, the window's width): wider means something runs off the right edge
     widths: tuple[int, int] = (0, 0)
+    # embedded PNG -> the darkest grey (0-255) of its outer 2 px: ink there is a text or line cut off
+    edges: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -126,9 +129,27 @@ def render_alone(driver, page: Path, folder: Path) -> Rendering:
     with Image.open(io.BytesIO(png)) as im:
         size = im.size
         colours = len(im.convert("RGB").getcolors(maxcolors=1 << 24) or [])
-    found = Rendering(url, images, console, shot, size, colours, (int(widths[0]), int(widths[1])))
+    found = Rendering(url, images, console, shot, size, colours, (int(widths[0]), int(widths[1])),
+                      {img["src"]: edge_darkness(img["src"]) for img in images if img["src"].startswith(_PNG_URI)})
     found.problems = _problems(found)
     return found
+
+
+_PNG_URI = "data:image/png;base64,"
+# a picture's outer 2 px must be lighter than this: matplotlib pads its figures with white, so ink at
+# the edge is what a clipped caption or label leaves (the forest plot's cut "Haldane-correc")
+EDGE_LIGHT = 200
+
+
+def edge_darkness(src: str) -> int:
+    """The darkest grey (0 black .. 255 white) of the outer 2 px of the PNG in a data URI."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(base64.b64decode(src[len(_PNG_URI):]))) as im:
+        grey = im.convert("L")
+        w, h = grey.size
+        boxes = [(0, 0, w, 2), (0, h - 2, w, h), (0, 0, 2, h), (w - 2, 0, w, h)]
+        return min(int(grey.crop(b).getextrema()[0]) for b in boxes)
 
 
 def _name(src: str) -> str:
@@ -152,6 +173,10 @@ def _problems(r: Rendering) -> list[str]:
                 img["naturalWidth"] / img["naturalHeight"]):
             problems.append(f"image {name} is distorted: drawn {img['width']:.0f} x {img['height']:.0f}, "
                             f"natural {img['naturalWidth']} x {img['naturalHeight']}")
+    for src, dark in r.edges.items():
+        if dark < EDGE_LIGHT:
+            problems.append(f"image {_name(src)} has ink at its edge (grey {dark} < {EDGE_LIGHT}): a text or "
+                            "line of the picture is cut off")
     if r.widths[0] > r.widths[1]:
         problems.append(f"the page is {r.widths[0]} px wide in a {r.widths[1]} px window: something runs off "
                         "its right edge")

@@ -19,14 +19,17 @@ def browser():
         yield driver
 
 
-def _png(width: int, height: int) -> str:
+def _png(width: int, height: int, edge_ink: bool = False) -> str:
     """A striped PNG of the given size, as a data URI."""
     from PIL import Image
 
     im = Image.new("RGB", (width, height), "white")
-    for x in range(0, width, 20):
-        for y in range(height):
+    for x in range(4, width - 4, 20):  # a white margin, as matplotlib leaves
+        for y in range(4, height - 4):
             im.putpixel((x, y), (200, 30, 30))
+    if edge_ink:  # a caption cut at the right edge leaves ink there
+        for y in range(height // 3, height // 2):
+            im.putpixel((width - 1, y), (0, 0, 0))
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -81,3 +84,9 @@ def test_a_table_wider_than_the_page_is_a_failure(browser, tmp_path):
     (tmp_path / "boxed").mkdir()
     boxed = _page(tmp_path / "boxed", f"<div style='overflow-x:auto'><table><tr>{cells}</tr></table></div>")
     assert render_alone(browser, boxed, tmp_path / "boxed-alone").problems == []
+
+
+def test_a_picture_cut_at_its_edge_is_a_failure(browser, tmp_path):
+    page = _page(tmp_path, f"<img alt='plot' src='{_png(400, 200, edge_ink=True)}'>")
+    r = render_alone(browser, page, tmp_path / "alone")
+    assert len(r.problems) == 1 and "has ink at its edge (grey 0 < 200)" in r.problems[0], r.problems

@@ -64,6 +64,9 @@ def test_trend_demographics_and_cases_reconcile_with_the_results(generated_run):
     assert (yearly == res[["a", "b", "c", "d"]]).all().all()
     assert res["exposed_events"].sum() > 0  # the check below is not vacuous
     demo = pd.read_csv(folder / "demographics.csv")
+    # every cohort has each of the four variables (the loop below is not vacuous)
+    assert sorted(map(tuple, demo[["cohort", "variable"]].drop_duplicates().values)) == sorted(
+        (c, v) for c in res.index for v in ("sex", "age_band", "reporter_type", "era"))
     sums = demo.groupby(["cohort", "variable"], sort=False)[["exposed_n", "control_n"]].sum()
     for (cohort, _var), row in sums.iterrows():
         assert (row["exposed_n"], row["control_n"]) == (res.loc[cohort, "exposed_reports"],
@@ -193,11 +196,13 @@ def test_cohort_results_read_without_spark_equal_the_csv(generated_run, tmp_path
 
 
 def test_study_report_renders_alone_in_a_browser(generated_run, tmp_path):
-    """report.html by itself in an empty folder: the forest plot is embedded, loads and fits."""
+    """report.html by itself in an empty folder: the forest plot and the trend plot are embedded, load and fit."""
     root, _, _ = generated_run
     with chromium() as browser:
         r = assert_renders(browser, root / "out" / "botox_depression" / "report.html", tmp_path / "alone",
-                           min_images=1)
+                           min_images=2)
+    assert [img["alt"] for img in r.images] == ["forest plot of ROR per cohort",
+                                                "cumulative ROR by quarter per cohort, with 95 % CI band"]
     assert all(img["src"].startswith("data:image/png;base64,") for img in r.images)
 
 

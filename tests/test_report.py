@@ -405,6 +405,23 @@ def test_published_comparison_has_differences_flags_and_a_period_warning(tmp_pat
     md3 = report.write_report(tmp_path / "more", results_for(study, COUNTS), more)["md"].read_text()
     assert ("Warning: the results cover 2004Q1–2020Q2, not the published period 2004Q1:2019Q4: 2 quarters "
             "outside it (2020Q1–2020Q2).") in md3
+    # the advice follows the study: one already limited to the period lacks quarters in the warehouse
+    limited = dataclasses.replace(study, period="2004Q1:2019Q4")
+    md5 = report.write_report(tmp_path / "limited", results_for(limited, COUNTS),
+                              {**full_context, "study": limited})["md"].read_text()
+    assert ("62 of its quarters missing (2004Q1–2012Q3, 2013Q2–2019Q4). Counts are not expected to agree; "
+            "ingest the missing quarters (the study's `period` is already 2004Q1:2019Q4) to compare like with "
+            "like.") in md5
+    assert ("Counts are not expected to agree; set the study's `period` to 2004Q1:2019Q4 and ingest the missing "
+            "quarters to compare like with like.") in md
+    assert "set the study's `period` to 2004Q1:2019Q4 to compare like with like." in md3  # nothing missing
+    # a period that holds none of the warehouse's quarters, and quarters not known
+    assert report.sections.period_warning([], "2004Q1:2019Q4") == (
+        "Warning: the results cover no quarter (none of the warehouse's quarters is in the study's period), not "
+        "the published period 2004Q1:2019Q4.")
+    assert report.sections.period_warning(None, "2004Q1:2019Q4").startswith(
+        "Warning: the quarters covered are not known")
+    assert report.sections.period_warning(None, None) is None
     # a study without the keys says so and cites nothing
     bare = dataclasses.replace(study, published_source=None, published_period=None)
     md4 = report.write_report(tmp_path / "bare", results_for(bare, COUNTS),
@@ -498,3 +515,35 @@ def test_html_alone_has_no_external_sources_and_every_analyst_section(tmp_path, 
                                                    pct(c, c + d)))
         assert f"<td>{r['cohort']}</td>{cells}" in page, r["cohort"]
     assert '<p class="warning">Warning: the results cover 2012Q4–2013Q1, not the published period' in page
+
+
+def test_trend_section_names_when_the_cumulative_ci_first_left_1_either_way():
+    from faerslake.report.analysis import trend_section
+    from faerslake.report.context import ReportContext
+    from faerslake.report.document import Table
+
+    def row(cohort, level, period, lo, hi, n=(1, 9, 1, 9)):
+        return {"study": "s", "cohort": cohort, "level": level, "period": period, "a": n[0], "b": n[1],
+                "c": n[2], "d": n[3], "ror": (lo * hi) ** 0.5, "ror_ci_lower": lo, "ror_ci_upper": hi,
+                "haldane_corrected": False}
+
+    trend = pd.DataFrame([
+        row("lower", "year", "2012", 0.2, 0.9),
+        row("lower", "cumulative_quarter", "2012Q1", 0.5, 2.0),
+        row("lower", "cumulative_quarter", "2012Q2", 0.2, 0.9),
+        row("lower", "cumulative_quarter", "2012Q3", 0.3, 1.1),  # back across 1: the first quarter stays
+        row("higher", "year", "2012", 1.2, 3.0),
+        row("higher", "cumulative_quarter", "2012Q1", 0.8, 2.0),
+        row("higher", "cumulative_quarter", "2012Q2", 1.2, 3.0),
+        row("neither", "year", "2012", 0.5, 2.0),
+        row("neither", "cumulative_quarter", "2012Q1", 0.5, 2.0),
+    ])
+    sec = trend_section(ReportContext(trend=trend))
+    assert sec is not None and sec.title == "Trend by year"
+    [signal] = [b for b in sec.blocks if isinstance(b, Table) and "first quarter CI < 1" in b.header]
+    assert signal.header == ["cohort", "first quarter CI < 1", "first quarter CI > 1",
+                             "cumulative ROR [95 % CI], last quarter"]
+    assert [r[:3] for r in signal.rows] == [["lower", "2012Q2", "never"], ["higher", "never", "2012Q2"],
+                                            ["neither", "never", "never"]]
+    assert signal.rows[0][3] == "0.574 [0.3–1.10]"  # the last quarter's cumulative ROR and CI
+    assert trend_section(ReportContext()) is None

@@ -62,13 +62,13 @@ def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, react
     per report, so the listing has exactly the cohort's ``a`` rows.
 
     Cell a is small beside silver (the exposed reports with the event): its
-    keys are broadcast into the semi joins that cut silver down to its
-    reports, the three lists are one group-by over their rows together, the
-    report fields and lists (one row per cell-a report) are broadcast to the
-    members. The sort is a global one (range-partitioned), not one
+    keys cut silver down to its reports in semi joins, and the three lists
+    are one group-by over their rows together. No join is forced to
+    broadcast: a broadcast side is built on the driver, and cell a grows with
+    the drug (Spark broadcasts a side only under its size threshold). The sort is a global one (range-partitioned), not one
     partition: :func:`write_cases_csv` holds one partition at a time."""
     cell_a = members.where(F.col("exposed") & F.col("event")).select(*KEYS, "cohort")
-    keys = F.broadcast(cell_a.select(*KEYS))  # a semi join needs no distinct keys
+    keys = cell_a.select(*KEYS)  # a semi join needs no distinct keys
     # the three lists' rows as one frame (kind, value): one semi join, one group-by
     items = [
         drugs.where(clean_code("role_cod").isin(SUSPECT_ROLES)).select(
@@ -84,7 +84,7 @@ def case_listing(members: DataFrame, reports: DataFrame, drugs: DataFrame, react
              .agg(*(_listed(kind, n) for n in LIST_COLUMNS)))
     rep = reports.join(keys, KEYS, "left_semi").select(
         *KEYS, "caseid", "age_years", "sex", "reporter_country", reporter_type(reports).alias("reporter_type"))
-    df = cell_a.join(F.broadcast(rep), KEYS, "left").join(F.broadcast(lists), KEYS, "left")
+    df = cell_a.join(rep, KEYS, "left").join(lists, KEYS, "left")
     order = F.array_position(F.array(*[F.lit(c.name) for c in study.cohorts]), F.col("cohort"))
     empty = F.lit("")
     return df.select(

@@ -85,14 +85,21 @@ def terms_section(ctx: ReportContext) -> Section | None:
         if note:
             sec.blocks.append(note)
         removed = token_groups(top, "exposure.exclude_tokens", None)
+        matcher = getattr(getattr(study, "exposure", None), "matcher", None) or "tokens"
         for token, rs in removed.items():
-            sec.blocks.append(f"Removed by exclusion token {token} ({fmt_int(rs[0]['token_names'])} names, "
-                              f"{fmt_int(rs[0]['token_rows'])} drug rows): an exposure token found them, so "
-                              "without the exclusion token they would be exposure drugs.")
+            names, drug_rows = int(rs[0]["token_names"]), int(rs[0]["token_rows"])
+            sec.blocks.append(f"Removed by exclusion token {token} ({names:,} name{'s' if names != 1 else ''}, "
+                              f"{drug_rows:,} drug row{'s' if drug_rows != 1 else ''}): an exposure token found "
+                              "them, so without the exclusion token they would be exposure drugs by token"
+                              + (" (under the `either` matcher an ingredient match can still make such a row "
+                                 "exposed)." if matcher == "either" else "."))
             sec.blocks.append(Table(["drugname", "prod_ai", "found in", "reports", "drug rows", "exclusion tokens"],
                                     [[_text(r["drugname"]), _text(r["prod_ai"]), str(r["field"]),
                                       fmt_int(r["reports"]), fmt_int(r["drug_rows"]), _text(r["removed_by"])]
                                      for r in rs]))
+        note = _more(removed)
+        if note:
+            sec.blocks.append(note)
         excl = token_groups(top, "exclusions.drug_tokens", None)
         if excl:
             sec.blocks.append(f"Exclusion drug tokens (a report with such a drug row leaves every cohort), at "

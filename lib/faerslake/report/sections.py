@@ -103,7 +103,8 @@ def _results_section(results: pd.DataFrame, plot_name: str | None, plot_data: by
         "a = exposed with event, b = exposed without, c = controls with event, d = controls without; "
         "ROR = (a/b)/(c/d) with exp(ln ROR ± 1.959964·SE); Haldane: 0.5 added to every cell when one "
         "is 0; – = not estimable (a whole row or column is 0). Fisher p is two-sided on the "
-        "uncorrected table; q is Benjamini–Hochberg over the cohorts with a p-value.",
+        "uncorrected table (p = 1 for a table with a whole row or column of 0); q is Benjamini–Hochberg over "
+        "every cohort of the study.",
         _results_table(results),
     ])
     if plot_name:
@@ -155,15 +156,23 @@ def _fmt_diff(d: float | None) -> str:
     return "–" if d is None else f"{100 * d:+.1f} %"
 
 
-def period_warning(quarters: list[str] | None, published_period: str | None) -> str | None:
+def period_warning(quarters: list[str] | None, published_period: str | None,
+                   study_period: str | None = None) -> str | None:
     """A warning when the quarters the results cover differ from the published
-    figures' period (None when they agree, or no published period is given)."""
+    figures' period (None when they agree, or no published period is given).
+    ``quarters`` None: not known; empty: the study covers no quarter. The
+    advice follows ``study_period``: a study already limited to the published
+    period lacks quarters in the warehouse, and setting its period again
+    would not help."""
     if not published_period:
         return None
     wanted = quarter_range(published_period) or []
-    if not quarters:
+    if quarters is None:
         return (f"Warning: the quarters covered are not known, so they cannot be compared with the published "
                 f"period {published_period}.")
+    if not quarters:
+        return (f"Warning: the results cover no quarter (none of the warehouse's quarters is in the study's "
+                f"period), not the published period {published_period}.")
     ours, theirs = set(quarters), set(wanted)
     if ours == theirs:
         return None
@@ -173,9 +182,13 @@ def period_warning(quarters: list[str] | None, published_period: str | None) -> 
         parts.append(f"{len(extra)} quarter{'s' if len(extra) != 1 else ''} outside it ({format_ranges(extra)})")
     if missing:
         parts.append(f"{len(missing)} of its quarters missing ({format_ranges(missing)})")
-    return (f"Warning: the results cover {format_ranges(list(ours))}, not the published period "
-            f"{published_period}: {' and '.join(parts)}. Counts are not expected to agree; set the study's "
-            f"`period` to {published_period} to compare like with like.")
+    limited = study_period is not None and (quarter_range(study_period) or []) == wanted
+    advice = (f"ingest the missing quarters (the study's `period` is already {published_period})" if limited
+              else f"set the study's `period` to {published_period}"
+              + (" and ingest the missing quarters" if missing else ""))
+    return (f"Warning: the results cover {format_ranges(sorted(ours, key=quarter_sort_key))}, not the published "
+            f"period {published_period}: {' and '.join(parts)}. Counts are not expected to agree; {advice} to "
+            "compare like with like.")
 
 
 def _published_section(results: pd.DataFrame, study: Any, quarters: list[str] | None) -> Section:
@@ -190,7 +203,7 @@ def _published_section(results: pd.DataFrame, study: Any, quarters: list[str] | 
         "Published: the figures in the study file's `published` section"
         + (f", from {source}" if source else " (the study file names no `published_source`)")
         + (f", covering {period}." if period else "; the study file gives no `published_period`."))
-    warning = period_warning(quarters, period)
+    warning = period_warning(quarters, period, getattr(study, "period", None))
     if warning:
         sec.blocks.append(warning)
     sec.blocks.append(f"Δ % = (ours − published) / published; flag: a difference beyond "
@@ -322,13 +335,16 @@ def _methods_section(ctx: ReportContext, results: pd.DataFrame) -> Section:
         "Source: the FDA Adverse Event Reporting System quarterly ASCII extracts (legacy AERS to 2012Q3, FAERS "
         f"from 2012Q4); quarters covered: {qt or NOT_AVAILABLE}"
         + (f" ({len(quarters)} quarter{'s' if len(quarters) != 1 else ''})." if quarters else "."))
-    sec.blocks.append("De-duplication (spec §2), in this order:")
+    sec.blocks.append("De-duplication (docs/method.md §3), in this order:")
     sec.blocks.append(Bullets([
         "a report is one DEMO row of one quarter; its DRUG, INDI and REAC rows are those of the same quarter "
         "with the same report key (`primaryid`, legacy `ISR`);",
+        "a DEMO row whose report key or case id is not a whole number, or whose report key two case ids share in "
+        "one quarter, is rejected (its child rows cannot be attributed);",
         "every report whose case id (`caseid`, legacy `CASE`) is on any quarter's deleted-case list is dropped;",
         "one report per case id is kept: the first by era (FAERS before legacy), `caseversion`, `fda_dt`, "
-        "quarter and report key, all descending;",
+        "quarter, report key, then source file and line (two copies of one row), all descending;",
+        "child rows identical in every column are written once;",
         f"strict de-duplication: {STRICT_TEXT.get(ctx.strict_dedup, 'not known')} (the optional pass that also "
         "merges reports of different cases agreeing on event date, age, sex, country, drug names and PTs).",
     ]))
@@ -382,7 +398,9 @@ def _limitations_section(study: Any) -> Section:
     matcher = getattr(getattr(study, "exposure", None), "matcher", None) or "tokens"
     if matcher == "ingredients":
         matching = ("Drug matching: the exposure is found by active ingredient (`silver/drug_ingredients`); a "
-                    "drug row whose name could not be resolved to an ingredient is not counted as exposed.")
+                    "drug row whose name could not be resolved to an ingredient is not counted as exposed. The "
+                    "exclusion drug tokens are still substrings of the reported names (normalised drugname / "
+                    "prod_ai), so a misspelt or unlisted brand of an excluded drug is missed.")
     else:
         matching = ("Drug matching: the exposure and the exclusions are found by substrings of the reported "
                     "drug names (normalised drugname / prod_ai), not by a mapping to ingredients: a misspelt "
