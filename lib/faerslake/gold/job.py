@@ -198,6 +198,26 @@ def _read_ingredients_for(spark: SparkSession, wh: Warehouse, warehouse: str, cu
     return None, note
 
 
+def read_study_silver(spark: SparkSession, wh: Warehouse, warehouse: str, cut: SilverCut, study: Study,
+                      log: Callable[[str], None]
+                      ) -> tuple[dict[str, DataFrame], dict[str, int | None], tuple[DataFrame, int | None] | None,
+                                 str | None]:
+    """What a study reads of the build ``cut``: the silver tables
+    (:func:`read_silver`), their versions, ``silver/drug_ingredients`` when the
+    study names ingredients (its version among the versions), and why the
+    matcher sensitivity is not computed (:func:`_read_ingredients_for`)."""
+    silver, versions = read_silver(spark, wh, cut)
+    ingredients, note = _read_ingredients_for(spark, wh, warehouse, cut, study, log)
+    if ingredients is not None:
+        versions["silver/drug_ingredients"] = ingredients[1]
+    return silver, versions, ingredients, note
+
+
+def versions_text(versions: dict[str, int | None]) -> str:
+    """``silver versions reports@3, drugs@3, ...`` for a log line."""
+    return "silver versions " + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items())
+
+
 def _sensitivity_line(sensitivity: pd.DataFrame) -> str:
     """One line: exposed reports under each matcher, summed over the cohorts."""
     total = sensitivity.groupby("matcher", sort=False)["exposed_reports"].sum()
@@ -271,11 +291,10 @@ def write_results(spark: SparkSession, wh: Warehouse, study: Study,
     log(f"study {study.name}: cohort_results -> {wh.path('gold', study.name + '/cohort_results')}")
 
 
-STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
-               "report.html", TERMS_FILE, INDICATIONS_FILE, "trend.csv", "trend_plot.png", "demographics.csv",
-               "cases.csv")
-# the analyst files (issue #18) among them
+# the analyst files (issue #18)
 TREND_FILE, TREND_PLOT, DEMOGRAPHICS_FILE, CASES_FILE = "trend.csv", "trend_plot.png", "demographics.csv", "cases.csv"
+STUDY_FILES = ("cohort_results.csv", "mantel_haenszel.csv", "forest_plot.png", "forest_plot.svg", "report.md",
+               "report.html", TERMS_FILE, INDICATIONS_FILE, TREND_FILE, TREND_PLOT, DEMOGRAPHICS_FILE, CASES_FILE)
 # beside them for a study naming both tokens and ingredients
 SENSITIVITY_FILE = "matcher_sensitivity.csv"
 
@@ -395,15 +414,12 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
     cut = completed_build(spark, wh, warehouse)
     check_strict_dedup(cut, strict_dedup, study, warehouse)
     _warn_if_stale(spark, wh, cut, study, log)
-    silver, versions = read_silver(spark, wh, cut)
-    ingredients, sensitivity_note = _read_ingredients_for(spark, wh, warehouse, cut, study, log)
-    if ingredients is not None:
-        versions["silver/drug_ingredients"] = ingredients[1]
+    silver, versions, ingredients, sensitivity_note = read_study_silver(spark, wh, warehouse, cut, study, log)
     outcomes, outcomes_version = read_outcomes(spark, wh, cut)
     if outcomes is not None:
         versions["silver/outcomes"] = outcomes_version
     log(f"study {study.name}: {len(study.cohorts)} cohorts; exposure matched by {study.exposure.matcher}; "
-        "silver versions " + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
+        + versions_text(versions))
     inputs = (silver["reports"], silver["drugs"], silver["indications"], silver["reactions"])
     sensitivity: pd.DataFrame | None = None
     if ingredients is not None and study.exposure.compares_matchers:
@@ -430,21 +446,21 @@ def _run_study(spark: SparkSession, wh: Warehouse, warehouse: str, study: Study,
 
     gold_versions = {f"gold/{name}": wh.version(spark, "gold", name) for name in gold_tables(study)}
     terms = term_matches(silver["drugs"], silver["reports"], study).persist(StorageLevel.MEMORY_AND_DISK)
-    ctx = ReportContext(
-        study=study, warehouse=warehouse, quarters=quarters, quarters_text=format_ranges(quarters),
-        failed_quarters=dict(failed_quarters or {}),
-        dedup_summary=upstream.dedup_summary, audit_totals=upstream.audit_totals,
-        source_manifest=upstream.source_manifest,
-        table_versions={**versions, **upstream.versions, **gold_versions},
-        mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
-        faerslake_version=__version__,
-        term_matches=top_terms(terms), cohort_indications=cohort_indications(silver["indications"], members, study),
-        trend=trend, demographics=demographics,
-        generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
-    )
-    cases = case_listing(members, reports, silver["drugs"], silver["reactions"], study, outcomes)
-    try:
+    try:  # the persisted term matches are released however the rest ends
+        ctx = ReportContext(
+            study=study, warehouse=warehouse, quarters=quarters, quarters_text=format_ranges(quarters),
+            failed_quarters=dict(failed_quarters or {}),
+            dedup_summary=upstream.dedup_summary, audit_totals=upstream.audit_totals,
+            source_manifest=upstream.source_manifest,
+            table_versions={**versions, **upstream.versions, **gold_versions},
+            mantel_haenszel=mh, matcher_sensitivity=sensitivity, matcher_sensitivity_note=sensitivity_note,
+            faerslake_version=__version__,
+            term_matches=top_terms(terms), cohort_indications=cohort_indications(silver["indications"], members, study),
+            trend=trend, demographics=demographics,
+            generated_at=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            strict_dedup=cut.strict_dedup, software=ReportContext.software_versions(spark),
+        )
+        cases = case_listing(members, reports, silver["drugs"], silver["reactions"], study, outcomes)
         paths = write_study_folder(out_dir, results, mh, ctx, sensitivity, terms,
                                    lambda path: write_cases_csv(cases, path))
     finally:

@@ -68,16 +68,13 @@ def run_terms(spark: SparkSession, warehouse: str, study: Study, cfg: PipelineCo
     build under ``warehouse``; with ``output``, ``OUTPUT/terms.csv`` (every
     row) and ``OUTPUT/indications.csv``. The cohort members are computed as
     ``faerslake study`` does, but not written."""
-    from faerslake.gold.job import _read_ingredients_for, read_silver  # job imports this module
+    from faerslake.gold.job import read_study_silver, versions_text  # job imports this module
 
     log = sink(log, _LOGGER)
     wh = Warehouse(warehouse, cfg.tables if cfg is not None else TableSettings())
     cut = completed_build(spark, wh, warehouse)
-    silver, versions = read_silver(spark, wh, cut)
-    ingredients, _ = _read_ingredients_for(spark, wh, warehouse, cut, study, log)
-    if ingredients is not None:
-        versions["silver/drug_ingredients"] = ingredients[1]
-    log(f"terms {study.name}: silver versions " + ", ".join(f"{k.split('/')[1]}@{v}" for k, v in versions.items()))
+    silver, versions, ingredients, _ = read_study_silver(spark, wh, warehouse, cut, study, log)
+    log(f"terms {study.name}: " + versions_text(versions))
     members = cohort_members(spark, silver["reports"], silver["drugs"], silver["indications"], silver["reactions"],
                              study, ingredients[0] if ingredients is not None else None)
     matches = term_matches(silver["drugs"], silver["reports"], study).persist(StorageLevel.MEMORY_AND_DISK)
