@@ -34,8 +34,13 @@ run: install
 	$(VENV)/bin/faerslake run --source $(SAMPLE) --warehouse $(WH) --output $(OUT)
 	$(VENV)/bin/faerslake screen --warehouse $(WH) --output $(OUT) --top 10
 
+# Two workers (pytest-xdist), each with its own Spark session, a whole module
+# at a time: on 2 cores the suite's small Spark jobs leave a core idle more
+# often than not (tests/conftest.py orders the modules longest first).
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 # The edit loop: unit tests only, no pipeline, crash, cluster or notebook runs
 # (the modules marked `pipeline` in tests/conftest.py). `make test` is the whole suite.

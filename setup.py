@@ -45,6 +45,7 @@ setup(
         + READ
         + [
             "pytest>=8",
+            "pytest-xdist>=3.6",  # make test: two workers, a module each
             "statsmodels>=0.14",
             "hypothesis>=6.100",
             "duckdb>=1.1",

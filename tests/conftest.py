@@ -33,17 +33,51 @@ def spark(tmp_path_factory):
 
 @pytest.fixture(scope="module", autouse=True)
 def _release_cached_data():
-    """After each module, drop what its tests left cached in the session's JVM
-    (persisted frames a failed test never unpersisted, broadcast and cached
-    tables): the suite shares one driver heap, and a clean-clone run of
-    2026-12-02 ran out of its 4g late in the suite, after which every test
-    lost the JVM."""
+    """After each module, drop what its tests left cached in the session's JVM:
+    persisted frames a failed test never unpersisted, cached tables, and
+    Delta's cache of table logs. Delta keeps the log of every table path it
+    has opened, with its snapshot and that snapshot's query plans: about
+    20,000 plan-node values per table (measured with
+    ``jmap -histo:live``: 60 tiny tables held 1.2 M ``BestEffortLazyVal``,
+    17,000 after ``DeltaLog.clearCache()``). The suite opens a few thousand
+    tables in temporary warehouses it never reads again; in one driver heap
+    that is what ran the session's JVM out of memory late in clean-clone runs
+    (4g on 2026-12-02 at test_identity, 6g in CI on 2026-12-03 at
+    test_silver_genuine), after which every test lost the JVM."""
     yield
     from pyspark.sql import SparkSession
 
     session = SparkSession.getActiveSession()  # never starts one: a module without Spark has none
     if session is not None:
         session.catalog.clearCache()
+        session._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+
+
+@pytest.fixture(scope="session")
+def built_dist(tmp_path_factory) -> Path:
+    """``make dist``'s wheel and zip, copied into this test process's own folder.
+    The suite runs in two pytest-xdist workers: ``make dist`` rewrites the
+    checkout's ``dist/`` and ``build/``, so the build holds a lock file while
+    it runs and copies, and no test reads the checkout's ``dist/`` itself
+    (another worker may be rebuilding it)."""
+    import fcntl
+    import shutil
+    import subprocess
+
+    dest = tmp_path_factory.mktemp("dist")
+    lock = REPO / ".cache" / "dist.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            # -o: never re-run `make install` from a test (the venv is set up by then)
+            subprocess.run(["make", "-s", "-o", ".venv/.installed", "dist"], cwd=REPO, check=True,
+                           capture_output=True, timeout=300)
+            for f in (REPO / "dist").iterdir():
+                shutil.copy2(f, dest / f.name)
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    return dest
 
 
 @pytest.fixture(scope="session")
@@ -66,11 +100,20 @@ PIPELINE_MODULES = {
 PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
 
 
+# `make test` runs the modules in two pytest-xdist workers, a whole module to
+# a worker (`--dist loadfile`), handed out in collection order: the longest
+# modules go first so that neither worker is left with a long one at the end.
+LONGEST_FIRST = ["test_faults", "test_cluster", "test_notebooks", "test_end_to_end", "test_consistency",
+                 "test_reliability", "test_ingest_samples", "test_screen", "test_identity", "test_gold"]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in PIPELINE_MODULES or PIPELINE_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.pipeline)
+    rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda it: rank.get(it.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
 # Tests that write bronze or silver tables by hand must also write the marker

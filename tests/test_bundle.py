@@ -175,11 +175,8 @@ def test_packaged_defaults_are_the_conf_files():
 
 
 @pytest.fixture(scope="module")
-def dist() -> Path:
-    # -o: never re-run `make install` from a test (the venv is set up by then)
-    subprocess.run(["make", "-s", "-o", ".venv/.installed", "dist"], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
-    return REPO / "dist"
+def dist(built_dist) -> Path:
+    return built_dist
 
 
 def test_make_dist_builds_one_wheel_and_the_same_zip(dist):

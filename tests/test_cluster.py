@@ -193,11 +193,8 @@ def local_run(spark, archive, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dist() -> Path:
-    # -o: never re-run `make install` from a test (the venv is set up by then)
-    subprocess.run(["make", "-s", "-o", ".venv/.installed", "dist"], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
-    return REPO / "dist" / "faerslake.zip"
+def dist(built_dist) -> Path:
+    return built_dist / "faerslake.zip"
 
 
 @pytest.fixture(scope="module")
