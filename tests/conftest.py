@@ -17,9 +17,14 @@ def spark(tmp_path_factory):
     from faerslake.session import get_spark
 
     wh = tmp_path_factory.mktemp("spark-warehouse")
+    # 4g: `make test` runs two of these (one per xdist worker) beside the crash
+    # tests' and the cluster test's own JVMs. With 6g each the kernel's OOM
+    # killer took a worker's JVM on the 24 GiB machine (2026-12-03: its RSS
+    # had grown to 7.1 GB; the parallel collector grows the heap to its limit
+    # before it collects the old generation).
     session = get_spark(
         "faerslake-tests",
-        SparkSettings(master="local[2]", driver_memory="6g", shuffle_partitions=2),
+        SparkSettings(master="local[2]", driver_memory="4g", shuffle_partitions=2),
         extra_conf={
             "spark.ui.enabled": "false",
             "spark.sql.warehouse.dir": str(wh),
