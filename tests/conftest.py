@@ -105,23 +105,11 @@ PIPELINE_MODULES = {
 PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
 
 
-# `make test` runs the modules in two pytest-xdist workers, a whole module to
-# a worker (`--dist loadfile`). This order was meant to hand the longest
-# modules out first, but measured on 2026-12-03 it did not: xdist started
-# test_faults and test_cluster last (18 and 20 minutes into a 32-minute run),
-# so they are the run's tail. Making the scheduler honour it (or splitting
-# test_faults' kill chain) is the next cut of the suite's time.
-LONGEST_FIRST = ["test_faults", "test_cluster", "test_notebooks", "test_end_to_end", "test_consistency",
-                 "test_reliability", "test_ingest_samples", "test_screen", "test_identity", "test_gold"]
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
         if module in PIPELINE_MODULES or PIPELINE_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.pipeline)
-    rank = {m: i for i, m in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda it: rank.get(it.module.__name__.rsplit(".", 1)[-1], len(rank)))
 
 
 # Tests that write bronze or silver tables by hand must also write the marker
