@@ -35,8 +35,9 @@ run: install
 	$(VENV)/bin/faerslake screen --warehouse $(WH) --output $(OUT) --top 10
 
 # Two workers (pytest-xdist), each with its own Spark session, a whole module
-# at a time: on 2 cores one test process's small Spark jobs leave a core idle
-# much of the time (its JVM averaged 0.8 cores in a one-process run).
+# at a time, the longest modules first (the scheduler in tests/conftest.py):
+# on 2 cores one test process's small Spark jobs leave a core idle much of
+# the time (its JVM averaged 0.8 cores in a one-process run).
 TEST_WORKERS ?= 2
 
 test: install

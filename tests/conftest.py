@@ -105,6 +105,45 @@ PIPELINE_MODULES = {
 PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
 
 
+# `make test` hands whole modules to two pytest-xdist workers (`--dist
+# loadfile`). xdist's own queue puts the modules with the most tests first
+# (its `--loadscope-reorder`, on by default) and ignores collection order, so
+# on 2026-12-03 the two longest modules started 18 and 20 minutes into a
+# 32-minute run and were its tail. The scheduler below hands them out longest
+# first instead: the modules named here in this order (about their time
+# alone, slowest first), then the rest as xdist orders them.
+LONGEST_FIRST = ["test_faults", "test_cluster", "test_consistency", "test_reliability", "test_end_to_end",
+                 "test_notebooks", "test_exposure_ingredients", "test_gold", "test_screen", "test_ingest_samples",
+                 "test_identity"]
+
+
+def _module_rank(scope: str) -> int:
+    name = scope.rsplit("/", 1)[-1].removesuffix(".py")
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LongestFirstScheduling(LoadFileScheduling):
+        """LoadFileScheduling whose queue of modules is ordered by ``LONGEST_FIRST``
+        (stable: the other modules keep xdist's order) before the first is handed out."""
+
+        _ordered = False
+
+        def _assign_work_unit(self, node):
+            if not self._ordered:
+                self._ordered = True
+                units = sorted(self.workqueue.items(), key=lambda unit: _module_rank(unit[0]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+            super()._assign_work_unit(node)
+
+    return LongestFirstScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
