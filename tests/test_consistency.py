@@ -165,6 +165,20 @@ def built_wh(spark, tmp_path_factory):
     return src, wh
 
 
+@pytest.fixture(scope="module")
+def studied_wh(spark, built_wh, tmp_path_factory):
+    """A copy of ``built_wh`` with the default study run on it once, and the
+    study's results: what two tests compare later studies with."""
+    from faerslake.config import load_study
+    from faerslake.gold import run_study
+
+    root = tmp_path_factory.mktemp("consistency-studied")
+    wh = root / "wh"
+    shutil.copytree(built_wh[1], wh)
+    results = run_study(spark, str(wh), load_study(), str(root / "out"), log=lambda m: None)
+    return (built_wh[0], wh), results
+
+
 def _copy(built_wh, tmp_path) -> tuple[Path, object]:
     from faerslake.tables import Warehouse
 
@@ -278,12 +292,12 @@ def test_study_refuses_silver_without_a_completed_build(spark, built_wh, tmp_pat
         run_study(spark, str(root), load_study(), str(tmp_path / "out"), log=lambda m: None)
 
 
-def test_study_reads_the_build_and_warns_when_bronze_moved_on(spark, built_wh, tmp_path):
+def test_study_reads_the_build_and_warns_when_bronze_moved_on(spark, studied_wh, tmp_path):
     from faerslake.config import load_study
     from faerslake.gold import run_study
 
-    root, wh = _copy(built_wh, tmp_path)
-    first = run_study(spark, str(root), load_study(), str(tmp_path / "out1"), log=lambda m: None)
+    studied, first = studied_wh  # a copy of the warehouse after its first study, and that study's results
+    root, wh = _copy(studied, tmp_path)
     _rewrite(spark, wh, "bronze", "reac", "2012Q3")  # an ingest after the build (its manifest aside)
     lines: list[str] = []
     again = run_study(spark, str(root), load_study(), str(tmp_path / "out2"), log=lines.append)
@@ -356,7 +370,7 @@ def test_a_java_error_about_a_refused_connection_is_not_a_dead_jvm():
     assert isinstance(stopped, EnvironmentProblem)
 
 
-def test_maintenance_commits_are_not_mistaken_for_an_unfinished_write(spark, built_wh, tmp_path):
+def test_maintenance_commits_are_not_mistaken_for_an_unfinished_write(spark, studied_wh, tmp_path):
     """OPTIMIZE on a bronze and a silver table (a user's or the platform's
     maintenance) leaves the rows as they were: build and study go on."""
     from delta.tables import DeltaTable
@@ -364,8 +378,8 @@ def test_maintenance_commits_are_not_mistaken_for_an_unfinished_write(spark, bui
     from faerslake.gold import run_study
     from faerslake.silver import build
 
-    root, wh = _copy(built_wh, tmp_path)
-    expected = run_study(spark, str(root), load_study(), str(tmp_path / "before"), log=lambda m: None)
+    studied, expected = studied_wh  # a copy of the warehouse after its first study, and that study's results
+    root, wh = _copy(studied, tmp_path)
     DeltaTable.forPath(spark, str(root / "silver" / "reports")).optimize().executeCompaction()
     assert run_study(spark, str(root), load_study(), str(tmp_path / "o1"), log=lambda m: None).equals(expected)
     DeltaTable.forPath(spark, str(root / "bronze" / "drug")).optimize().executeCompaction()
