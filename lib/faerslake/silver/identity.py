@@ -211,12 +211,12 @@ MAKER_WORDS: tuple[str, ...] = (
     "NEURAXPHARM", "AXCOUNT", "SUN", "LUPIN", "CIPLA", "GLENMARK", "TORRENT", "AMNEAL", "APOTEX", "SANIS",
     "MINT", "AURO", "MAR", "REDDY'S", "F.C.", "CONCENTRATE", "FOR", "REG", "STRENGTH",
 )
-_MAKER = r"\b(" + "|".join(w.replace(".", r"\.") for w in MAKER_WORDS) + r")(?=\s|$)"
+_MAKER = r"\b(" + "|".join(w.replace(".", r"\.") for w in MAKER_WORDS) + r")(-|(?=\s|$))"
 
 
 def plain_name(col: str | Column) -> Column:
-    """:func:`bare_name` without :data:`MAKER_WORDS` (``APO ALENDRONAT`` ->
-    ``ALENDRONAT``, ``BACTRIM CONTINUING`` -> ``BACTRIM``); null when
+    """:func:`bare_name` without :data:`MAKER_WORDS`, also as a prefix with a
+    hyphen (``APO ALENDRONAT``, ``APO-ALENDRONAT`` -> ``ALENDRONAT``, ``BACTRIM CONTINUING`` -> ``BACTRIM``); null when
     nothing is left."""
     return bare_name(F.regexp_replace(_c(col), _MAKER, " "))
 
@@ -513,12 +513,15 @@ def contained_ingredients(names: DataFrame, known: DataFrame) -> DataFrame:
     grams = parts.select("drugname_norm", "p", "_t", F.explode(runs).alias("g"))
     grams = grams.withColumn("key", fold_moiety(F.col("g.text")))
     single_bad = _word_re(SALT_WORDS + MINERAL_WORDS + CLASS_HEADS)
-    grams = grams.where((F.length("key") >= _MIN_CONTAINED)
+    # a run never starts with a salt word (a salt follows its moiety: in
+    # HYDROCODONE BITARTRATE ACETAMINOPHEN the run BITARTRATE ACETAMINOPHEN is no ingredient)
+    first_word = F.element_at(F.split(F.col("g.text"), " "), 1)
+    grams = grams.where(~first_word.rlike(_SALT_RE) & (F.length("key") >= _MIN_CONTAINED)
                         & ((F.col("g.n") > 1) | ~F.col("key").rlike(single_bad)) & ~F.col("key").rlike(single_bad))
     lex = F.broadcast(known.select(F.col("key").alias("k"), "ingredients"))
     hits = grams.join(lex, grams["key"] == lex["k"]).select(
         "drugname_norm", "p", "_t", F.struct(F.col("g.s").alias("s"), F.col("g.n").alias("n"),
-                                             "ingredients").alias("m"))
+                                             F.col("key").alias("k"), "ingredients").alias("m"))
     per_part = hits.groupBy("drugname_norm", "p", "_t").agg(F.collect_list("m").alias("ms"))
     longest = F.filter("ms", lambda x: ~F.exists(
         "ms", lambda y: (y["n"] > x["n"]) & (y["s"] <= x["s"]) & (y["s"] + y["n"] >= x["s"] + x["n"])))
@@ -529,7 +532,7 @@ def contained_ingredients(names: DataFrame, known: DataFrame) -> DataFrame:
                     lambda i: ~F.exists("ms", lambda x: (i >= x["s"]) & (i < x["s"] + x["n"])))
     salt_left = F.exists(left, lambda i: F.element_at("_t", i + 1).rlike(_word_re(SALT_WORDS + MINERAL_WORDS)))
     # VITAMIN A D: a vitamin found, another vitamin's letter left over
-    vitamin_left = F.exists("ms", lambda x: F.exists(x["ingredients"], lambda g: g.startswith("VITAMIN "))) & F.exists(
+    vitamin_left = F.exists("ms", lambda x: x["k"].startswith("VITAMIN ")) & F.exists(
         left, lambda i: F.element_at("_t", i + 1).rlike("^[A-Z][0-9]{0,2}$"))
     ok = per_part.where(apart & ~salt_left & ~vitamin_left).select(
         "drugname_norm", "p", F.flatten(F.transform("ms", lambda x: x["ingredients"])).alias("ings"))
@@ -569,15 +572,16 @@ def near_ingredients(names: DataFrame, known: DataFrame) -> DataFrame:
 # Nonproprietary Names", 2018): endings WHO reserves for one class of
 # substances and asks trademark owners not to use, so a one-word name ending
 # in one of them is an INN. Only stems of at least four letters that no
-# common English or brand ending shares (-MYCIN and -CAINE are left out:
-# GARAMYCIN and NOVOCAINE are brands).
+# common English or brand ending shares (-MYCIN, -CAINE and -ZOLAM are left
+# out: GARAMYCIN, NOVOCAINE and the Turkish DEMIZOLAM are brands; -TEROL
+# too, shared by sterols: CHOLESTEROL, the brand GASTEROL).
 INN_STEMS: tuple[str, ...] = (
     "COXIB", "APINE", "VIRINE", "CICLOVIR", "PREVIR", "BUVIR", "TEGRAVIR", "NAVIR", "PRIL", "PRILAT", "SARTAN",
     "OLOL", "ALOL", "DIPINE", "VASTATIN", "PRAZOLE", "TIDINE", "FLOXACIN", "OXACIN", "CILLIN", "CONAZOLE",
     "CYCLINE", "TINIB", "ZUMAB", "XIMAB", "UMAB", "PARIN", "GLIPTIN", "GLIFLOZIN", "GLITAZONE", "SETRON",
-    "TRIPTAN", "AZEPAM", "ZOLAM", "PROFEN", "FENAC", "OXETINE", "TRIPTYLINE", "PRAMINE", "PERIDOL", "PERONE",
+    "TRIPTAN", "AZEPAM", "PROFEN", "FENAC", "OXETINE", "TRIPTYLINE", "PRAMINE", "PERIDOL", "PERONE",
     "PENEM", "BACTAM", "DRONATE", "LUKAST", "AFIL", "SONIDE", "PLATIN", "TAXEL", "TECAN", "RUBICIN", "ASTINE",
-    "LUTAMIDE", "TEROL", "NIDAZOLE", "AZOSIN", "TREONAM", "SEMIDE", "THIAZIDE", "FUNGIN", "ZOLAST", "LUKAST",
+    "LUTAMIDE", "NIDAZOLE", "AZOSIN", "TREONAM", "SEMIDE", "THIAZIDE", "FUNGIN", "ZOLAST", "LUKAST",
     "CITABINE", "FLURANE", "CURONIUM", "BARBITAL", "DRONATE",
 )
 _MIN_STEM_NAME = 8  # letters of the shortest name taken as an INN by its stem
