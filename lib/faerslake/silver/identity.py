@@ -70,6 +70,7 @@ IDENTITY_TABLES = ["drug_ingredients", "drug_dictionary", "drug_identity"]
 SALT_WORDS: tuple[str, ...] = (
     # cations and bases
     "SODIUM", "DISODIUM", "TRISODIUM", "MONOSODIUM", "POTASSIUM", "DIPOTASSIUM", "CALCIUM", "MAGNESIUM",
+    "NATRIUM", "KALIUM",  # German / Latin names of sodium and potassium (DICLOFENAC NATRIUM)
     "MEGLUMINE", "TROMETHAMINE", "TROMETAMOL", "OLAMINE", "DIOLAMINE", "ERBUMINE",
     # acids (anions)
     "HYDROCHLORIDE", "DIHYDROCHLORIDE", "MONOHYDROCHLORIDE", "HCL", "HYDROBROMIDE", "HBR", "HYDROIODIDE",
@@ -109,7 +110,7 @@ _FORM_WORDS = (
     "TABLETS?", "TABS?", "CAPSULES?", "CAPS?", "CREAM", "OINTMENT", "GEL", "LOTION", "EYE DROPS", "EAR DROPS",
     "DROPS", "INJECTION", "INJECTABLE", "INFUSION", "SOLUTION", "SUSPENSION", "SYRUP", "ELIXIR", "POWDER",
     "SPRAY", "NASAL", "INHALER", "INHALATION", "INHALATORY", "PATCH", "TRANSDERMAL", "SYSTEM", "ORAL",
-    "TOPICAL", "OPHTHALMIC", "SUPPOSITORY", "SUPPOSITORIES", "FILM COATED", "FILM", "COATED", "ER", "XR",
+    "TOPICAL", "OPHTHALMIC", "AEROSOL", "HFA", "MDI", "SUPPOSITORY", "SUPPOSITORIES", "FILM COATED", "FILM", "COATED", "ER", "XR",
     "SR", "CR", "XL", "LA", "DR", "ODT", "EC", "DELAYED RELEASE", "EXTENDED RELEASE", "SLOW RELEASE",
     "PREFILLED SYRINGE", "PEN", "VIAL", "AMPOULE", "SACHETS?", "GRANULES", "MOUTHWASH", "SHAMPOO",
     "FORTE", "RETARD", "DEPOT", "NOS", "UNKNOWN", "GENERIC", "PLAIN", "REGULAR",
@@ -167,9 +168,12 @@ def clean_name(col: str | Column) -> Column:
     """A drugname_norm made a lookup key: WHO-DD codes (``/00490001/``),
     ``/NET/``, region or ``NOS`` tags in parentheses and ``^...^`` maker
     tags dropped, ``?`` (an unmappable byte) made a space, a trailing ``NOS``
-    dropped, white space collapsed."""
+    dropped, a leading ``VIT`` written ``VITAMIN`` and a leading ``CO ``
+    ``CO-`` (British co- names: ``CO TENIDONE``), white space collapsed."""
     s = F.regexp_replace(_c(col), r"/\s*[0-9]{5,}\s*/|/NET/|\?|\((UNITED STATES|CANADA|NOS)\)|\^[^^]*\^|\s+NOS$",
                          " ")
+    # VIT B12 -> VITAMIN B12; CO TENIDONE -> CO-TENIDONE (a British co- name)
+    s = F.regexp_replace(F.regexp_replace(F.ltrim(s), r"^VIT\.?\s+", "VITAMIN "), r"^CO\s+(?=[A-Z]{5})", "CO-")
     return _squash(s)
 
 
@@ -192,7 +196,40 @@ def bare_name(col: str | Column) -> Column:
     """A name without strengths (``10``, ``40MG``, ``1%``) and dosage-form
     words (``TABLETS``, ``EYE DROPS``, ``ER``, ...); null when nothing is left."""
     s = F.regexp_replace(F.regexp_replace(_c(col), _STRENGTH, " "), _FORM, " ")
-    return _squash(F.regexp_replace(s, r"[,.\-]+\s*$|^\s*[,.\-]+", " "))
+    return _squash(F.regexp_replace(s, r"[,.\-/]+\s*$|^\s*[,.\-/]+", " "))
+
+
+# Words of a name that say who makes or sells it, or that the therapy goes
+# on, not what it is: generic makers' prefixes and suffixes (Canadian APO-,
+# NOVO-, RIVA, JAMP, PMS; European generic houses), AERS's "CONTINUING".
+# Dropped only in the candidate key "plain"; whole words only.
+MAKER_WORDS: tuple[str, ...] = (
+    "CONTINUING", "APO", "NOVO", "RIVA", "JAMP", "PMS", "TEVA", "SANDOZ", "MYLAN", "ACCORD", "ZENTIVA",
+    "RATIOPHARM", "RATIO", "HEXAL", "STADA", "ACTAVIS", "AUROBINDO", "NORMON", "MABO", "ORIFARM", "HENNING",
+    "KRKA", "CINFA", "KERN", "ALMUS", "ARROW", "BIOGARAN", "ZYDUS", "MEPHA", "SPIRIG", "WINTHROP", "HIKMA",
+    "FRESENIUS", "KABI", "HOSPIRA", "AUROVITAS", "VIATRIS", "GENERICS", "HEUMANN", "PUREN", "ABZ", "ARISTO",
+    "NEURAXPHARM", "AXCOUNT", "SUN", "LUPIN", "CIPLA", "GLENMARK", "TORRENT", "AMNEAL", "APOTEX", "SANIS",
+    "MINT", "AURO", "MAR", "REDDY'S", "F.C.", "CONCENTRATE", "FOR", "REG", "STRENGTH",
+)
+_MAKER = r"\b(" + "|".join(w.replace(".", r"\.") for w in MAKER_WORDS) + r")(-|(?=\s|$))"
+
+
+def plain_name(col: str | Column) -> Column:
+    """:func:`bare_name` without :data:`MAKER_WORDS`, also as a prefix with a
+    hyphen (``APO ALENDRONAT``, ``APO-ALENDRONAT`` -> ``ALENDRONAT``, ``BACTRIM CONTINUING`` -> ``BACTRIM``); null when
+    nothing is left."""
+    return bare_name(F.regexp_replace(_c(col), _MAKER, " "))
+
+
+def inner_bracket(col: str | Column) -> Column:
+    """The text of a name's first bracket wherever it stands, when the name
+    has one bracket pair: AERS writes ``BRAND(INGREDIENT) FORM, STRENGTH``
+    (``ZOCOR(SIMVASTATIN) TABLET, IU`` -> ``SIMVASTATIN``, ``(OXALIPLATIN) -
+    SOLUTION- 85 MG/M2`` -> ``OXALIPLATIN``); otherwise null. Only a lookup
+    key: it must equal a known ingredient or a table entry."""
+    s = _c(col)
+    one = s.rlike(r"^[^()\[\]]*[(\[][^()\[\]]+[)\]][^()\[\]]*$")
+    return F.when(one, _squash(F.regexp_extract(s, r"[(\[]([^()\[\]]+)[)\]]", 1)))
 
 
 def latin_forms(col: Column) -> Column:
@@ -200,17 +237,20 @@ def latin_forms(col: Column) -> Column:
     ``PANTOPRAZOLUM``, ``ALLOPURINOLUM``) -> ``-E`` and ``-``; ``-A`` / ``-O``
     (Spanish, Italian: ``AMLODIPINA``, ``DOPAMINA``) -> ``-E`` and ``-``;
     ``-E`` added to a name ending in ``-ON`` / ``-IN`` / ``-OL`` (German
-    ``DEXAMETHASON``). Only used as keys that must equal a known ingredient."""
+    ``DEXAMETHASON``) and to one ending in ``-AT`` (German ``ALENDRONAT``).
+    Only used as keys that must equal a known ingredient."""
     return F.filter(F.array(
         F.when(col.rlike("[A-Z]{4}UM$"), F.regexp_replace(col, "UM$", "E")),
         F.when(col.rlike("[A-Z]{4}UM$"), F.regexp_replace(col, "UM$", "")),
         F.when(col.rlike("[A-Z]{4}[AO]$"), F.regexp_replace(col, "[AO]$", "E")),
         F.when(col.rlike("[A-Z]{4}[AO]$"), F.regexp_replace(col, "[AO]$", "")),
         F.when(col.rlike("[A-Z]{4}(ON|IN|OL)$"), F.concat(col, F.lit("E"))),
+        F.when(col.rlike("[A-Z]{4}AT$"), F.concat(col, F.lit("E"))),  # German ALENDRONAT
     ), lambda x: x.isNotNull())
 
 
-_KEYS = ["_whole", "_part", "_outside", "_bare", "_bare_part", "_bare_outside"]
+_KEYS = ["_whole", "_part", "_outside", "_bare", "_bare_part", "_bare_outside", "_inner", "_bare_inner", "_plain",
+         "_plain_part"]
 
 
 def with_name_candidates(df: DataFrame, col: str = "drugname_norm") -> DataFrame:
@@ -219,14 +259,18 @@ def with_name_candidates(df: DataFrame, col: str = "drugname_norm") -> DataFrame
     (:func:`clean_name`), the ingredient part of ``BRAND//INGREDIENT`` /
     ``BRAND (INGREDIENT)`` / ``BRAND [INGREDIENT]`` (:func:`ingredient_part`),
     the name without a final bracket (:func:`outside_bracket`), those three
-    without strengths / form words (:func:`bare_name`), then each of the six
-    folded (:func:`fold_moiety`), then their INN endings made English
+    without strengths / form words (:func:`bare_name`), the first bracket
+    anywhere (:func:`inner_bracket`) and it bare, the name without its final
+    bracket and its ingredient part without maker words (:func:`plain_name`),
+    then each of the ten folded (:func:`fold_moiety`), then their INN endings made English
     (:func:`latin_forms`); nulls and repeats dropped. Built in stages of
     columns, so that no step copies the expression of the one before."""
     out = df.withColumn("_whole", clean_name(col))
     out = out.withColumn("_part", ingredient_part("_whole")).withColumn("_outside", outside_bracket("_whole"))
     out = out.withColumns({"_bare": bare_name("_whole"), "_bare_part": bare_name("_part"),
-                           "_bare_outside": bare_name("_outside")})
+                           "_bare_outside": bare_name("_outside"), "_inner": inner_bracket("_whole"),
+                           "_plain": plain_name("_outside"), "_plain_part": plain_name("_part")})
+    out = out.withColumn("_bare_inner", bare_name("_inner"))
     out = out.withColumn("_base", F.array(*_KEYS))
     out = out.withColumn("_folded", F.transform("_base", lambda k: fold_moiety(k)))
     out = out.withColumn("_latin", F.flatten(F.transform("_folded", lambda k: latin_forms(k))))
@@ -236,14 +280,14 @@ def with_name_candidates(df: DataFrame, col: str = "drugname_norm") -> DataFrame
 
 
 def with_combination_parts(df: DataFrame, col: str = "drugname_norm") -> DataFrame:
-    """``df`` with ``parts``: the cleaned name (its ingredient part if it has
-    one) split into the parts of a combination (``;`` ``/`` ``+`` ``,`` ``&``
-    `` AND `` `` W/ `` `` WITH ``), each without strengths and folded; an
-    array of >= 2 parts, or null."""
+    """``df`` with ``parts``: the cleaned name (its ingredient part or its
+    first bracket if it has one) split into the parts of a combination (``;``
+    ``/`` ``+`` ``,`` ``&`` `` AND `` `` W/ `` `` WITH ``), each without
+    strengths, form and maker words and folded; an array of >= 2 parts, or null."""
     out = df.withColumn("_whole", clean_name(col))
-    out = out.withColumn("_text", F.coalesce(ingredient_part("_whole"), F.col("_whole")))
+    out = out.withColumn("_text", F.coalesce(ingredient_part("_whole"), inner_bracket("_whole"), F.col("_whole")))
     out = out.withColumn("_split", F.split("_text", _COMBO_SPLIT))
-    out = out.withColumn("_bare", F.transform("_split", lambda p: bare_name(p)))
+    out = out.withColumn("_bare", F.transform("_split", lambda p: plain_name(p)))
     out = out.withColumn("_parts", F.filter(F.transform("_bare", lambda p: fold_moiety(p)),
                                             lambda p: p.isNotNull() & (p != "")))
     return (out.withColumn("parts", F.when(F.size("_parts") >= 2, F.col("_parts")))
@@ -300,6 +344,12 @@ def canonical_spelling(col: Column) -> Column:
     return F.array_sort(F.array_distinct(F.transform(col, lambda x: F.coalesce(F.element_at(m, x), x))))
 
 
+def spelling_lexicon(spark: SparkSession) -> DataFrame:
+    """The spelling synonyms (:func:`spelling_map`) as (key, [US name])."""
+    rows = [(k, [v]) for k, v in sorted(spelling_map().items())]
+    return spark.createDataFrame(rows, _LEXICON)
+
+
 def curated_lexicon(spark: SparkSession) -> DataFrame:
     """The curated table as (key, ingredients); ingredients folded like prod_ai's."""
     rows = [(name, list(ings)) for name, ings, _ in curated_entries()]
@@ -326,13 +376,18 @@ def learn_dictionary(drugs_with_pa: DataFrame, min_support: int, min_agreement: 
     they differ). ``support`` = rows with a prod_ai under that key;
     ``agreement`` = share of them on the most common ingredient set. Kept when
     support >= ``min_support`` and agreement >= ``min_agreement`` (> 0.5, so
-    the set is unique). Columns: name, ingredients (sorted array), support,
+    the set is unique). A column ``n`` in the input, when present, is the
+    number of drug rows each input row stands for (the distinct texts of
+    :func:`resolve`). Columns: name, ingredients (sorted array), support,
     agreement."""
+    weight = F.col("n") if "n" in drugs_with_pa.columns else F.lit(1).cast("long")
     rows = (drugs_with_pa.where(F.size("pa") > 0)
-            .select(clean_name("drugname_norm").alias("_whole"), F.array_join("pa", "\\").alias("set"))
+            .select(clean_name("drugname_norm").alias("_whole"), F.array_join("pa", "\\").alias("set"),
+                    weight.alias("_n"))
             .select(F.array_distinct(F.filter(F.array("_whole", ingredient_part("_whole")),
-                                              lambda k: k.isNotNull())).alias("keys"), "set"))
-    counted = rows.select(F.explode("keys").alias("name"), "set").groupBy("name", "set").count()
+                                              lambda k: k.isNotNull())).alias("keys"), "set", "_n"))
+    counted = (rows.select(F.explode("keys").alias("name"), "set", "_n").groupBy("name", "set")
+               .agg(F.sum("_n").alias("count")))
     w = Window.partitionBy("name")
     ranked = (counted.withColumn("support", F.sum("count").over(w))
               .withColumn("_r", F.row_number().over(w.orderBy(F.desc("count"), "set"))))
@@ -410,6 +465,141 @@ def part_as_ingredients(names: DataFrame) -> DataFrame:
             .select("drugname_norm", F.array_sort(F.array_distinct("_ings")).alias("ingredients")))
 
 
+# Words that head a class of products rather than name one ingredient: a
+# name is never resolved by containing one of these alone (HUMULIN INSULIN
+# 70/30 is not INSULIN).
+CLASS_HEADS: tuple[str, ...] = (
+    "INSULIN", "INTERFERON", "IMMUNOGLOBULIN", "GLOBULIN", "FACTOR", "VACCINE", "TOXIN", "ALBUMIN", "HEPARIN",
+    "VITAMIN", "VITAMINS", "ESTROGENS", "ESTROGEN", "HORMONE", "ENZYME", "ENZYMES", "PROBIOTIC", "ANTACID",
+    "MULTIVITAMIN", "MULTIVITAMINS", "MINERALS", "ELECTROLYTES", "LAXATIVE", "STEROID", "STEROIDS", "ANTIBIOTIC",
+    "ANTIBIOTICS", "CHEMOTHERAPY", "UNSPECIFIED INGREDIENT", "EXTRACT", "OIL", "WATER", "GLUCOSE", "DEXTROSE",
+    "LACTOBACILLUS", "ACID", "ALCOHOL", "OXYGEN", "SALINE",
+)
+_TOKEN_SPLIT = r"[\s]+"
+_MAX_GRAM = 3  # words of the longest ingredient looked for inside a name
+_MIN_CONTAINED = 6  # letters of the shortest ingredient looked for inside a name
+
+
+def contained_ingredients(names: DataFrame, known: DataFrame) -> DataFrame:
+    """A rule of step 2, after the table: a name that holds known ingredients
+    among other words (``NOVO BETAHISTINE``, ``LEVETIRACETAM NORMON ...
+    CONCENTRATE``, ``HYDROCODONE BITARTRATE ACETAMINOPHEN``) is those
+    ingredients. The name (cleaned, without strengths, form and maker words)
+    is split into the parts of a combination (``/``, ``+``, ``;``, `` W/ ``
+    ...); in each part every run of one to three words is folded and looked
+    up among the lake's known ingredients (``known``: key, [key]). Per part,
+    the longest runs found (a run inside a longer found run is dropped) must
+    not overlap, and no word left over may be a salt or mineral word (the
+    name then holds an ingredient the lake does not know: ``CALCIUM
+    MAGNESIUM CITRATE`` is left), nor a vitamin's letter beside a vitamin
+    found (``VITAMIN A D``). Every part must hold at least one; the name's
+    ingredients are the union. A single word found must have at least six
+    letters and be no salt, mineral or class word (:data:`CLASS_HEADS`), so
+    ``JAMP MAGNESIUM`` and ``HUMULIN INSULIN`` stay unresolved. Names of one
+    word are the whole-name lookup's, not this rule's."""
+    base = names.withColumn("_text", plain_name(clean_name("drugname_norm")))
+    parts = (base.where(F.col("_text").isNotNull())
+             .select("drugname_norm", F.posexplode(F.split("_text", _COMBO_SPLIT)).alias("p", "_part"))
+             .withColumn("_t", F.filter(F.split(F.trim("_part"), _TOKEN_SPLIT), lambda w: w != "")))
+    parts = parts.where(F.size("_t") > 0)
+    n_parts = parts.groupBy("drugname_norm").agg(F.count("*").alias("n_parts"),
+                                                 F.sum(F.size("_t")).alias("n_words"))
+    def runs_from(i: Column) -> Column:  # the runs of 1.._MAX_GRAM words starting at word i
+        return F.transform(F.sequence(F.lit(1), F.least(F.lit(_MAX_GRAM), F.size("_t") - i)),
+                           lambda n: F.struct(i.alias("s"), n.alias("n"),
+                                              F.array_join(F.slice("_t", i + 1, n), " ").alias("text")))
+
+    runs = F.flatten(F.transform(F.sequence(F.lit(0), F.size("_t") - 1), runs_from))
+    grams = parts.select("drugname_norm", "p", "_t", F.explode(runs).alias("g"))
+    grams = grams.withColumn("key", fold_moiety(F.col("g.text")))
+    single_bad = _word_re(SALT_WORDS + MINERAL_WORDS + CLASS_HEADS)
+    # a run never starts with a salt word (a salt follows its moiety: in
+    # HYDROCODONE BITARTRATE ACETAMINOPHEN the run BITARTRATE ACETAMINOPHEN is no ingredient)
+    first_word = F.element_at(F.split(F.col("g.text"), " "), 1)
+    grams = grams.where(~first_word.rlike(_SALT_RE) & (F.length("key") >= _MIN_CONTAINED)
+                        & ((F.col("g.n") > 1) | ~F.col("key").rlike(single_bad)) & ~F.col("key").rlike(single_bad))
+    lex = F.broadcast(known.select(F.col("key").alias("k"), "ingredients"))
+    hits = grams.join(lex, grams["key"] == lex["k"]).select(
+        "drugname_norm", "p", "_t", F.struct(F.col("g.s").alias("s"), F.col("g.n").alias("n"),
+                                             F.col("key").alias("k"), "ingredients").alias("m"))
+    per_part = hits.groupBy("drugname_norm", "p", "_t").agg(F.collect_list("m").alias("ms"))
+    longest = F.filter("ms", lambda x: ~F.exists(
+        "ms", lambda y: (y["n"] > x["n"]) & (y["s"] <= x["s"]) & (y["s"] + y["n"] >= x["s"] + x["n"])))
+    per_part = per_part.withColumn("ms", longest)
+    apart = F.forall("ms", lambda x: F.forall("ms", lambda y: (x["s"] == y["s"]) | (x["s"] + x["n"] <= y["s"])
+                                                | (y["s"] + y["n"] <= x["s"])))
+    left = F.filter(F.sequence(F.lit(0), F.size("_t") - 1),
+                    lambda i: ~F.exists("ms", lambda x: (i >= x["s"]) & (i < x["s"] + x["n"])))
+    salt_left = F.exists(left, lambda i: F.element_at("_t", i + 1).rlike(_word_re(SALT_WORDS + MINERAL_WORDS)))
+    # VITAMIN A D: a vitamin found, another vitamin's letter left over
+    vitamin_left = F.exists("ms", lambda x: x["k"].startswith("VITAMIN ")) & F.exists(
+        left, lambda i: F.element_at("_t", i + 1).rlike("^[A-Z][0-9]{0,2}$"))
+    ok = per_part.where(apart & ~salt_left & ~vitamin_left).select(
+        "drugname_norm", "p", F.flatten(F.transform("ms", lambda x: x["ingredients"])).alias("ings"))
+    found = ok.groupBy("drugname_norm").agg(F.count("*").alias("found"), F.flatten(F.collect_list("ings")).alias("ings"))
+    return (found.join(n_parts, "drugname_norm")
+            .where((F.col("found") == F.col("n_parts")) & (F.col("n_words") >= 2))
+            .select("drugname_norm", F.array_sort(F.array_distinct("ings")).alias("ingredients")))
+
+
+_MIN_NEAR = 8  # letters of the shortest name matched to a near ingredient
+
+
+def near_ingredients(names: DataFrame, known: DataFrame) -> DataFrame:
+    """The last rule of step 2: a misspelt or cut-off ingredient. A name
+    (cleaned, without strengths, form and maker words, folded) of at least
+    eight letters that is one edit (Levenshtein) from a known ingredient
+    (``ATORVASTSTIN``, ``ALPRAZOIAM``), or the first letters, at least 60 %
+    of them, of one (``PANTOPRAZ``, ``DAPAGLIF``), is that ingredient when
+    exactly one known ingredient is so near. Compared only with known
+    ingredients of the same first three letters (a blocked join, not a cross
+    join)."""
+    keyed = names.withColumn("_k", fold_moiety(plain_name(clean_name("drugname_norm"))))
+    keyed = keyed.where((F.length("_k") >= _MIN_NEAR) & F.col("_k").rlike("^[A-Z][A-Z -]*[A-Z]$"))
+    keyed = keyed.withColumn("_b", F.substring("_k", 1, 3))
+    lex = (known.where((F.length("key") >= _MIN_NEAR) & F.col("key").rlike("^[A-Z][A-Z -]*[A-Z]$")
+                       & ~F.col("key").rlike(_word_re(CLASS_HEADS)))
+           .select(F.col("key").alias("k"), "ingredients", F.substring("key", 1, 3).alias("_b")))
+    pairs = keyed.join(F.broadcast(lex), "_b")
+    near = ((F.abs(F.length("_k") - F.length("k")) <= 1) & (F.levenshtein("_k", "k") <= 1)) | (
+        F.col("k").startswith(F.col("_k")) & (F.length("_k") >= F.length("k") * 0.6))
+    hits = pairs.where(near).groupBy("drugname_norm").agg(
+        F.count_distinct("k").alias("n"), F.first("ingredients").alias("ingredients"))
+    return hits.where("n = 1").select("drugname_norm", "ingredients")
+
+
+# INN stems (WHO, "The use of stems in the selection of International
+# Nonproprietary Names", 2018): endings WHO reserves for one class of
+# substances and asks trademark owners not to use, so a one-word name ending
+# in one of them is an INN. Only stems of at least four letters that no
+# common English or brand ending shares (-MYCIN, -CAINE and -ZOLAM are left
+# out: GARAMYCIN, NOVOCAINE and the Turkish DEMIZOLAM are brands; -TEROL
+# too, shared by sterols: CHOLESTEROL, the brand GASTEROL).
+INN_STEMS: tuple[str, ...] = (
+    "COXIB", "APINE", "VIRINE", "CICLOVIR", "PREVIR", "BUVIR", "TEGRAVIR", "NAVIR", "PRIL", "PRILAT", "SARTAN",
+    "OLOL", "ALOL", "DIPINE", "VASTATIN", "PRAZOLE", "TIDINE", "FLOXACIN", "OXACIN", "CILLIN", "CONAZOLE",
+    "CYCLINE", "TINIB", "ZUMAB", "XIMAB", "UMAB", "PARIN", "GLIPTIN", "GLIFLOZIN", "GLITAZONE", "SETRON",
+    "TRIPTAN", "AZEPAM", "PROFEN", "FENAC", "OXETINE", "TRIPTYLINE", "PRAMINE", "PERIDOL", "PERONE",
+    "PENEM", "BACTAM", "DRONATE", "LUKAST", "AFIL", "SONIDE", "PLATIN", "TAXEL", "TECAN", "RUBICIN", "ASTINE",
+    "LUTAMIDE", "NIDAZOLE", "AZOSIN", "TREONAM", "SEMIDE", "THIAZIDE", "FUNGIN", "ZOLAST", "LUKAST",
+    "CITABINE", "FLURANE", "CURONIUM", "BARBITAL", "DRONATE",
+)
+_MIN_STEM_NAME = 8  # letters of the shortest name taken as an INN by its stem
+
+
+def inn_stem_names(names: DataFrame) -> DataFrame:
+    """A rule of the curated step, tried last: a name that is one word
+    (cleaned, without strengths, form and maker words, folded) of at least
+    eight letters ending in an :data:`INN_STEMS` stem is that INN itself
+    (``NEVIRAPINE``, ``ROFECOXIB``, ``AZTREONAM``, ``CLOPERASTINE``), even when
+    no prod_ai of the lake names it."""
+    key = fold_moiety(plain_name(clean_name("drugname_norm")))
+    stems = "(" + "|".join(sorted(set(INN_STEMS))) + ")$"
+    out = names.withColumn("_k", key)
+    return (out.where(F.col("_k").rlike(f"^[A-Z]{{{_MIN_STEM_NAME},}}$") & F.col("_k").rlike(stems))
+            .select("drugname_norm", F.array("_k").alias("ingredients")))
+
+
 @dataclass(frozen=True)
 class Identity:
     """The outputs of :func:`resolve`: one row per drug row (``rows``: the
@@ -427,30 +617,55 @@ class Identity:
 def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreement: float,
             curated: bool = True) -> Identity:
     """silver/drugs -> one resolved row per drug row, in the documented order."""
-    d = with_prod_ai_ingredients(drugs)
+    # The per-row work is one aggregate to the distinct (drugname, prod_ai)
+    # texts and one join back: the rules run on distinct texts only, the
+    # prod_ai folding on each distinct prod_ai text once.
+    texts = drugs.groupBy("drugname_norm", "prod_ai_norm").agg(F.count("*").alias("n"))
+    pa_texts = (texts.select(F.col("prod_ai_norm").alias("_pt")).distinct()
+                .withColumn("pa", prod_ai_ingredients("_pt")))
+    d = texts.join(pa_texts, F.col("prod_ai_norm").eqNullSafe(F.col("_pt"))).select(
+        "drugname_norm", "prod_ai_norm", "n", "pa")
     dictionary = learn_dictionary(d, min_support, min_agreement)
-    corpus = corpus_lexicon(dictionary, known_ingredients(d))
+    known = known_ingredients(d)
+    corpus = corpus_lexicon(dictionary, known)
     names = d.where(F.size("pa") == 0).select("drugname_norm").where(F.col("drugname_norm").isNotNull()).distinct()
-    learned = resolve_names(names, corpus).withColumn("method", F.lit(LEARNED))
-    resolved = learned
+    # Every rule is a function of the name alone, so each runs on all names and
+    # the first rule (in the documented order) that resolves a name wins: one
+    # union and one window, a plan that grows with the rules, not doubling
+    # with each one as a chain of "the names the rules before left" would.
+    rules: list[tuple[str, DataFrame]] = [(LEARNED, resolve_names(names, corpus))]
     if curated:
         cur = curated_lexicon(spark)
-        rest = names.join(learned.select("drugname_norm"), "drugname_norm", "left_anti")
         # the curated key first, then the lake's for the parts of a combination
         both = cur.unionByName(corpus.join(cur.select("key"), "key", "left_anti"))
-        cur_hits = resolve_names(rest, cur, both).withColumn("method", F.lit(CURATED))
-        resolved = learned.unionByName(cur_hits)
-    # last: the name's own ingredient part, taken as it is written
-    rest = names.join(resolved.select("drugname_norm"), "drugname_norm", "left_anti")
-    resolved = resolved.unionByName(part_as_ingredients(rest).withColumn("method", F.lit(LEARNED)))
+        rules.append((CURATED, resolve_names(names, cur, both)))
+    # then the name's own ingredient part, taken as it is written; known
+    # ingredients inside a longer name; last a near (misspelt, cut) ingredient
+    # (with the table on, its spelling synonyms count as known ingredients there)
+    inside = known.unionByName(spelling_lexicon(spark).join(known.select("key"), "key", "left_anti")) \
+        if curated else known
+    rules += [(LEARNED, part_as_ingredients(names)), (LEARNED, contained_ingredients(names, inside)),
+              (LEARNED, near_ingredients(names, inside))]
+    if curated:  # last: a one-word name with a WHO INN stem is that INN
+        rules.append((CURATED, inn_stem_names(names)))
+    ranked = [df.select("drugname_norm", "ingredients", F.lit(method).alias("method"), F.lit(i).alias("_rule"))
+              for i, (method, df) in enumerate(rules)]
+    hits = ranked[0]
+    for df in ranked[1:]:
+        hits = hits.unionByName(df)
+    first = Window.partitionBy("drugname_norm").orderBy("_rule")
+    resolved = hits.withColumn("_r", F.row_number().over(first)).where("_r = 1").drop("_r", "_rule")
     by_name = resolved.select("drugname_norm", F.col("ingredients").alias("name_ings"), F.col("method").alias("m"))
-    rows = (d.join(by_name, "drugname_norm", "left")
-            .select("report_key", "quarter", "drug_seq", "role_cod", "drugname_norm",
-                    F.when(F.size("pa") > 0, F.col("pa")).otherwise(F.col("name_ings")).alias("ingredients"),
-                    F.when(F.size("pa") > 0, F.lit(PROD_AI)).when(F.col("m").isNotNull(), F.col("m"))
-                    .otherwise(F.lit(UNRESOLVED)).alias("method")))
+    per_text = (d.join(by_name, "drugname_norm", "left")
+                .select(F.col("drugname_norm").alias("_dn"), F.col("prod_ai_norm").alias("_pa"),
+                        F.when(F.size("pa") > 0, F.col("pa")).otherwise(F.col("name_ings")).alias("ingredients"),
+                        F.when(F.size("pa") > 0, F.lit(PROD_AI)).when(F.col("m").isNotNull(), F.col("m"))
+                        .otherwise(F.lit(UNRESOLVED)).alias("method")))
     if curated:  # one spelling per ingredient, whatever step found it
-        rows = rows.withColumn("ingredients", canonical_spelling(F.col("ingredients")))
+        per_text = per_text.withColumn("ingredients", canonical_spelling(F.col("ingredients")))
+    on = drugs["drugname_norm"].eqNullSafe(per_text["_dn"]) & drugs["prod_ai_norm"].eqNullSafe(per_text["_pa"])
+    rows = drugs.join(per_text, on).select("report_key", "quarter", "drug_seq", "role_cod", "drugname_norm",
+                                           "ingredients", "method")
     return Identity(rows, dictionary)
 
 

@@ -305,7 +305,9 @@ def write_drug_identity(spark: SparkSession, wh: Warehouse, settings: IdentitySe
     drugs, _ = wh.read_pinned(spark, "silver", "drugs")
     ident = identity.resolve(spark, drugs, settings.min_support, settings.min_agreement, settings.curated)
     dictionary = ident.dictionary.persist(StorageLevel.MEMORY_AND_DISK)
-    resolved = ident.rows.persist(StorageLevel.MEMORY_AND_DISK)
+    # on disk only: the rows are the size of silver/drugs and a 1g driver (make bench) has no room
+    # for them beside the join that makes them (GC overhead limit at 4·S, 2026-12-03)
+    resolved = ident.rows.persist(StorageLevel.DISK_ONLY)
     try:
         rows = {"drug_ingredients": _write_counted(spark, wh, identity.explode_ingredients(resolved),
                                                    "drug_ingredients")}
