@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -615,20 +615,27 @@ class Identity:
 
 
 def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreement: float,
-            curated: bool = True) -> Identity:
-    """silver/drugs -> one resolved row per drug row, in the documented order."""
+            curated: bool = True, keep: Callable[[DataFrame], DataFrame] | None = None) -> Identity:
+    """silver/drugs -> one resolved row per drug row, in the documented order.
+
+    ``keep``, when given, is applied to the small name-level frames the rules
+    read many times (the distinct texts, the learned dictionary, the known
+    ingredients, the names): the job passes one that caches and materialises
+    them, so that silver/drugs is aggregated once, not once per rule."""
+    keep = keep or (lambda df: df)
     # The per-row work is one aggregate to the distinct (drugname, prod_ai)
     # texts and one join back: the rules run on distinct texts only, the
     # prod_ai folding on each distinct prod_ai text once.
     texts = drugs.groupBy("drugname_norm", "prod_ai_norm").agg(F.count("*").alias("n"))
     pa_texts = (texts.select(F.col("prod_ai_norm").alias("_pt")).distinct()
                 .withColumn("pa", prod_ai_ingredients("_pt")))
-    d = texts.join(pa_texts, F.col("prod_ai_norm").eqNullSafe(F.col("_pt"))).select(
-        "drugname_norm", "prod_ai_norm", "n", "pa")
-    dictionary = learn_dictionary(d, min_support, min_agreement)
-    known = known_ingredients(d)
+    d = keep(texts.join(pa_texts, F.col("prod_ai_norm").eqNullSafe(F.col("_pt"))).select(
+        "drugname_norm", "prod_ai_norm", "n", "pa"))
+    dictionary = keep(learn_dictionary(d, min_support, min_agreement))
+    known = keep(known_ingredients(d))
     corpus = corpus_lexicon(dictionary, known)
-    names = d.where(F.size("pa") == 0).select("drugname_norm").where(F.col("drugname_norm").isNotNull()).distinct()
+    names = keep(d.where(F.size("pa") == 0).select("drugname_norm").where(F.col("drugname_norm").isNotNull())
+                 .distinct())
     # Every rule is a function of the name alone, so each runs on all names and
     # the first rule (in the documented order) that resolves a name wins: one
     # union and one window, a plan that grows with the rules, not doubling
@@ -664,6 +671,7 @@ def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreeme
     if curated:  # one spelling per ingredient, whatever step found it
         per_text = per_text.withColumn("ingredients", canonical_spelling(F.col("ingredients")))
     on = drugs["drugname_norm"].eqNullSafe(per_text["_dn"]) & drugs["prod_ai_norm"].eqNullSafe(per_text["_pa"])
+    per_text = keep(per_text)
     rows = drugs.join(per_text, on).select("report_key", "quarter", "drug_seq", "role_cod", "drugname_norm",
                                            "ingredients", "method")
     return Identity(rows, dictionary)

@@ -296,6 +296,12 @@ def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log)
     return rows
 
 
+# the name-level frames of the drug identity step in partitions of this many rows: one partition for
+# a lake of a few hundred thousand distinct names, where every aggregate and window of the rules then
+# runs without a shuffle (a single partition satisfies any clustering)
+NAME_ROWS_PER_PARTITION = 200_000
+
+
 def write_drug_identity(spark: SparkSession, wh: Warehouse, settings: IdentitySettings,
                         log: Log) -> tuple[dict[str, int], pd.DataFrame]:
     """Write ``drug_ingredients``, ``drug_dictionary`` and ``drug_identity``
@@ -303,20 +309,31 @@ def write_drug_identity(spark: SparkSession, wh: Warehouse, settings: IdentitySe
     the summary (:func:`identity.summary_frame`)."""
     t = time.monotonic()
     drugs, _ = wh.read_pinned(spark, "silver", "drugs")
-    ident = identity.resolve(spark, drugs, settings.min_support, settings.min_agreement, settings.curated)
-    dictionary = ident.dictionary.persist(StorageLevel.MEMORY_AND_DISK)
-    # on disk only: the rows are the size of silver/drugs and a 1g driver (make bench) has no room
-    # for them beside the join that makes them (GC overhead limit at 4·S, 2026-12-03)
-    resolved = ident.rows.persist(StorageLevel.DISK_ONLY)
+    kept: list[DataFrame] = []
+
+    def keep(df: DataFrame) -> DataFrame:  # the small name-level frames: computed once, read by every rule
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        n = df.count()
+        kept.append(df)
+        return df.coalesce(max(1, -(-n // NAME_ROWS_PER_PARTITION)))
+
     try:
-        rows = {"drug_ingredients": _write_counted(spark, wh, identity.explode_ingredients(resolved),
-                                                   "drug_ingredients")}
-        rows["drug_dictionary"] = _write_counted(
-            spark, wh, dictionary.withColumn("ingredients", F.array_join("ingredients", "\\")), "drug_dictionary")
+        ident = identity.resolve(spark, drugs, settings.min_support, settings.min_agreement, settings.curated,
+                                 keep)
+        # on disk only: the rows are the size of silver/drugs and a 1g driver (make bench) has no room
+        # for them beside the join that makes them (GC overhead limit at 4·S, 2026-12-03)
+        resolved = ident.rows.persist(StorageLevel.DISK_ONLY)
+        kept.append(resolved)
+        dictionary = ident.dictionary.withColumn("ingredients", F.array_join("ingredients", "\\"))
+        # the two tables are independent: written side by side (each commit has a fixed cost)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ing = pool.submit(_write_counted, spark, wh, identity.explode_ingredients(resolved), "drug_ingredients")
+            dic = pool.submit(_write_counted, spark, wh, dictionary, "drug_dictionary")
+            rows = {"drug_ingredients": ing.result(), "drug_dictionary": dic.result()}
         per_quarter, top = identity.summary_counts(resolved)
     finally:
-        resolved.unpersist()
-        dictionary.unpersist()
+        for df in kept:
+            df.unpersist()
     summary = identity.summary_frame(per_quarter, top)
     wh.write(spark.createDataFrame(summary.to_dict("records"), SILVER["drug_identity"]),
              "silver", "drug_identity", overwriteSchema="true")
