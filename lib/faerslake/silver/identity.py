@@ -620,7 +620,8 @@ def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreeme
 
     ``keep``, when given, is applied to the small name-level frames the rules
     read many times (the distinct texts, the learned dictionary, the known
-    ingredients, the names): the job passes one that caches and materialises
+    ingredients, the names) and to the per-text result joined back to the
+    rows: the job passes one that caches and materialises
     them, so that silver/drugs is aggregated once, not once per rule."""
     keep = keep or (lambda df: df)
     # The per-row work is one aggregate to the distinct (drugname, prod_ai)
@@ -670,8 +671,8 @@ def resolve(spark: SparkSession, drugs: DataFrame, min_support: int, min_agreeme
                         .otherwise(F.lit(UNRESOLVED)).alias("method")))
     if curated:  # one spelling per ingredient, whatever step found it
         per_text = per_text.withColumn("ingredients", canonical_spelling(F.col("ingredients")))
-    on = drugs["drugname_norm"].eqNullSafe(per_text["_dn"]) & drugs["prod_ai_norm"].eqNullSafe(per_text["_pa"])
     per_text = keep(per_text)
+    on = drugs["drugname_norm"].eqNullSafe(per_text["_dn"]) & drugs["prod_ai_norm"].eqNullSafe(per_text["_pa"])
     rows = drugs.join(per_text, on).select("report_key", "quarter", "drug_seq", "role_cod", "drugname_norm",
                                            "ingredients", "method")
     return Identity(rows, dictionary)
