@@ -2,16 +2,20 @@
 
 Place in the test suite: a generated source (faerslake.generate) of two legacy
 AERS quarters (2012Q2, 2012Q3) and one FAERS quarter with a deleted-case list
-(2019Q1). Quarters 1..2 are ingested and built; 2019Q1 is ingested and the
-build updates silver. 2019Q1 brings what an update must get right: a deleted
-list removing a case kept after the first build, newer versions of cases kept
-in an older quarter, and cases whose kept legacy report is superseded by a
-FAERS one. Every silver table (and the study's cohort results) is compared with
-a full rebuild of a copy of the same bronze: row counts, the sum of a row hash,
-and exceptAll both ways (a multiset difference) empty. Then an old quarter is
-re-ingested with changed files, the fallback reasons are checked one by one,
-and an update killed (an injected fault) at each of its steps, then re-run,
-gives the full rebuild's tables again.
+(2019Q1). Quarters 1..2 are ingested and built; then 2019Q1 is ingested and
+2012Q3 re-ingested with changed files (a kept report withdrawn, another's drugs
+renamed), and the build updates silver. 2019Q1 brings what an update must get
+right: a deleted list removing a case kept after the first build, newer versions
+of cases kept in an older quarter, and cases whose kept legacy report is
+superseded by a FAERS one. Every silver table (and the study's cohort results)
+is compared with a full rebuild of a copy of the same bronze: row counts, the
+sum of a row hash, and exceptAll both ways (a multiset difference) empty. The
+fallback reasons are checked one by one, and an update killed (an injected
+fault) at each of its steps, then re-run, gives the full rebuild's tables again.
+
+One scenario serves every test (each build of this small lake costs half a
+minute of Spark's fixed overhead): one first build, one update, one full
+rebuild to compare with, and the kill chain.
 """
 
 from __future__ import annotations
@@ -78,71 +82,6 @@ def _fates(spark, wh: Warehouse) -> dict[int, tuple[str, str]]:
             .select("caseid", "quarter", "era").collect()}
 
 
-@pytest.fixture(scope="module")
-def lake(spark, tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("incremental")
-    src = root / "src"
-    generate(src, reports=240, seed=20261203, quarters=[*OLD, NEW], log=_quiet())
-    wh_root = root / "wh"
-    ingest(spark, str(src), str(wh_root), quarters=OLD, log=_quiet())
-    first = build(spark, str(wh_root), log=_quiet())
-    assert first.mode == "full" and first.reason == "no completed build to update"
-    wh = Warehouse(str(wh_root))
-    before = _fates(spark, wh)
-    ingest(spark, str(src), str(wh_root), quarters=[NEW], log=_quiet())
-    pending = root / "pending"  # bronze with 2019Q1, silver of the first build: what the fault tests start from
-    _copy_wh(wh_root, pending)
-    lines: list[str] = []
-    result = build(spark, str(wh_root), log=lines.append)
-    ref, ref_lines = _full_reference(spark, wh_root, root / "ref")
-    return {"root": root, "src": src, "wh_root": wh_root, "wh": wh, "before": before, "result": result,
-            "lines": lines, "ref": ref, "ref_lines": ref_lines, "pending": pending}
-
-
-def test_a_new_quarter_updates_silver_to_what_a_full_rebuild_gives(spark, lake):
-    result, lines = lake["result"], lake["lines"]
-    assert result.mode == "update", lines
-    assert any(ln.startswith(f"silver: update: 1 changed quarters ({NEW}), 1 changed deleted-case lists; ")
-               for ln in lines), lines
-    rows = assert_same_silver(spark, lake["wh"], lake["ref"])
-    assert rows["reports"] > 100 and rows["drugs"] > rows["reports"]
-    assert result.dedup_summary.equals(silver_job._stored_summary(spark, lake["ref"]))
-
-    # what 2019Q1 did to cases kept after the first build: each kind happened
-    before, after = lake["before"], _fates(spark, lake["wh"])
-    deleted = {c for c in before if c not in after}
-    moved = {c for c in before if c in after and after[c][0] == NEW}
-    to_faers = {c for c in moved if before[c][1] == "legacy" and after[c][1] == "faers"}
-    assert deleted, "no case kept after the first build is deleted by 2019Q1's list"
-    status = lake["wh"].read(spark, "silver", "report_status")
-    assert status.where(F.col("caseid").isin(sorted(deleted)) & (F.col("status") == "deleted")).count() > 0
-    assert moved and to_faers, (moved, to_faers)
-
-
-def test_the_update_merged_and_recorded_what_it_did(spark, lake):
-    wh = lake["wh"]
-    last = silver_job._last_record(spark, wh)
-    assert last is not None and last["mode"] == "update" and last["faerslake_version"]
-    history = wh.delta_table(spark, "silver", "reports").history(1).select("operation", "userMetadata").first()
-    assert history[0] == "MERGE" and update._TAG in history[1]
-    # the same bronze again: skipped
-    again = build(spark, str(lake["wh_root"]), log=_quiet())
-    assert again.skipped and again.mode == "skipped"
-
-
-def test_the_study_reads_the_same_cohorts_from_an_updated_lake(spark, lake):
-    from faerslake.config import load_study
-    from faerslake.gold import run_study
-
-    got = run_study(spark, str(lake["wh_root"]), load_study(), str(lake["root"] / "out_upd"), log=_quiet())
-    want = run_study(spark, str(lake["ref"].root), load_study(), str(lake["root"] / "out_ref"), log=_quiet())
-    cols = ["cohort", "exposed_reports", "exposed_events", "control_reports", "control_events", "ror"]
-    assert got[cols].equals(want[cols])
-
-
-# --------------------------------------------------------------------------- #
-# a re-ingested old quarter with changed files
-# --------------------------------------------------------------------------- #
 def _edit_lines(path: Path, edit) -> None:
     """Rewrite an FDA table file line by line (``edit(fields) -> fields or None to drop``), header kept."""
     raw = path.read_bytes()
@@ -159,45 +98,116 @@ def _edit_lines(path: Path, edit) -> None:
     path.write_bytes(eol.join(out))
 
 
-def _table_file(src: Path, quarter: str, table: str) -> Path:
-    yy, q = quarter[2:4], quarter[5]
-    found = [p for p in src.rglob("*") if p.name.upper() == f"{table.upper()}{yy}Q{q}.TXT"]
-    assert len(found) == 1, found
+def _table_file(src: Path, name: str) -> Path:
+    found = [p for p in src.rglob("*") if p.name.upper() == name.upper()]
+    assert len(found) == 1, (name, found)
     return found[0]
 
 
-def test_a_reingested_old_quarter_updates_silver_to_what_a_full_rebuild_gives(spark, lake, tmp_path):
-    root = tmp_path / "wh"
-    wh = _copy_wh(lake["wh_root"], root)
-    src = tmp_path / "src"
-    shutil.copytree(lake["src"], src)
+def _cases_in_new_quarter(src: Path) -> set[int]:
+    """Every caseid 2019Q1's DEMO or deleted list names (read from the generated files)."""
+    demo = _table_file(src, "DEMO19Q1.TXT").read_bytes().splitlines()[1:]
+    listed = _table_file(src, "DELETE19Q1.txt").read_bytes().split()
+    return {int(ln.split(b"$")[1]) for ln in demo if ln.strip()} | {int(x) for x in listed if x.strip().isdigit()}
+
+
+def _reingest_edits(spark, wh: Warehouse, src: Path) -> dict[str, int]:
+    """Edit 2012Q3's files: a kept report withdrawn (its case has an older 2012Q2 version, which wins
+    then) and another kept report's drugs renamed, both of cases 2019Q1 leaves alone."""
     status = wh.read(spark, "silver", "report_status")
-    # a case kept in 2012Q3 with an older version in 2012Q2: its 2012Q3 report is withdrawn
-    kept_q3 = status.where((F.col("quarter") == "2012Q3") & (F.col("status") == "kept")).select("caseid", "report_key")
+    untouched = ~F.col("caseid").isin(sorted(_cases_in_new_quarter(src)))
+    kept_q3 = (status.where((F.col("quarter") == "2012Q3") & (F.col("status") == "kept") & untouched)
+               .select("caseid", "report_key"))
     older_q2 = status.where((F.col("quarter") == "2012Q2") & (F.col("status") == "older_version")).select("caseid")
     single_q3 = status.where(F.col("quarter") == "2012Q3").groupBy("caseid").count().where("count = 1")
     withdrawn = kept_q3.join(older_q2, "caseid").join(single_q3, "caseid").orderBy("caseid").first()
     assert withdrawn is not None
-    # another kept 2012Q3 report: its drugs are renamed
     renamed = kept_q3.where(F.col("caseid") != withdrawn.caseid).orderBy("caseid").first()
-    _edit_lines(_table_file(src, "2012Q3", "demo"),
+    _edit_lines(_table_file(src, "DEMO12Q3.TXT"),
                 lambda f: None if f[0] == str(withdrawn.report_key).encode() else f)
-    _edit_lines(_table_file(src, "2012Q3", "drug"),
+    _edit_lines(_table_file(src, "DRUG12Q3.TXT"),
                 lambda f: [*f[:3], b"RENAMED DRUG", *f[4:]] if f[0] == str(renamed.report_key).encode() else f)
-    result = ingest(spark, str(src), str(root), log=_quiet())
-    assert result.quarters_ingested == ["2012Q3"], result.quarters_ingested
+    return {"withdrawn_case": withdrawn.caseid, "renamed_case": renamed.caseid, "renamed_key": renamed.report_key}
+
+
+@pytest.fixture(scope="module")
+def lake(spark, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("incremental")
+    src = root / "src"
+    generate(src, reports=240, seed=20261203, quarters=[*OLD, NEW], log=_quiet())
+    wh_root = root / "wh"
+    ingest(spark, str(src), str(wh_root), quarters=OLD, log=_quiet())
+    first = build(spark, str(wh_root), log=_quiet())
+    assert first.mode == "full" and first.reason == "no completed build to update"
+    wh = Warehouse(str(wh_root))
+    before = _fates(spark, wh)
+    edits = _reingest_edits(spark, wh, src)
+    ingested = ingest(spark, str(src), str(wh_root), log=_quiet())
+    assert ingested.quarters_ingested == ["2012Q3", NEW], ingested.quarters_ingested
+    pending = root / "pending"  # bronze after the second ingest, silver of the first build: the kill chain's start
+    _copy_wh(wh_root, pending)
     lines: list[str] = []
-    built = build(spark, str(root), log=lines.append)
-    assert built.mode == "update", lines
-    assert any(ln.startswith("silver: update: 1 changed quarters (2012Q3), 0 changed deleted-case lists; ")
-               for ln in lines), lines
-    ref, _ = _full_reference(spark, root, tmp_path / "ref")
-    assert_same_silver(spark, wh, ref)
-    after = {r.caseid: r.quarter for r in wh.read(spark, "silver", "reports")
-             .where(F.col("caseid").isin([withdrawn.caseid, renamed.caseid])).collect()}
-    assert after == {withdrawn.caseid: "2012Q2", renamed.caseid: "2012Q3"}
-    drugs = wh.read(spark, "silver", "drugs").where(F.col("report_key") == renamed.report_key)
+    result = build(spark, str(wh_root), log=lines.append)
+    ref, ref_lines = _full_reference(spark, wh_root, root / "ref")
+    return {"root": root, "src": src, "wh_root": wh_root, "wh": wh, "before": before, "result": result,
+            "lines": lines, "ref": ref, "ref_lines": ref_lines, "pending": pending, "edits": edits}
+
+
+def test_a_new_quarter_updates_silver_to_what_a_full_rebuild_gives(spark, lake):
+    result, lines = lake["result"], lake["lines"]
+    assert result.mode == "update", lines
+    assert any(ln.startswith(f"silver: update: 2 changed quarters (2012Q3, {NEW}), 2 changed deleted-case lists; ")
+               for ln in lines), "\n".join(lines)
+    rows = assert_same_silver(spark, lake["wh"], lake["ref"])
+    assert rows["reports"] > 100 and rows["drugs"] > rows["reports"]
+    assert result.dedup_summary.equals(silver_job._stored_summary(spark, lake["ref"]))
+
+    # what 2019Q1 did to cases kept after the first build: each kind happened
+    before, after = lake["before"], _fates(spark, lake["wh"])
+    deleted = {c for c in before if c not in after}
+    moved = {c for c in before if c in after and after[c][0] == NEW}
+    to_faers = {c for c in moved if before[c][1] == "legacy" and after[c][1] == "faers"}
+    assert deleted, "no case kept after the first build is deleted by 2019Q1's list"
+    status = lake["wh"].read(spark, "silver", "report_status")
+    assert status.where(F.col("caseid").isin(sorted(deleted)) & (F.col("status") == "deleted")).count() > 0
+    assert moved and to_faers, (moved, to_faers)
+
+    # what the re-ingested 2012Q3 did: the withdrawn report's case falls back to its 2012Q2 version,
+    # the renamed report keeps its place with its new drug names
+    e = lake["edits"]
+    assert after[e["withdrawn_case"]][0] == "2012Q2" and after[e["renamed_case"]][0] == "2012Q3"
+    drugs = lake["wh"].read(spark, "silver", "drugs").where(F.col("report_key") == e["renamed_key"])
     assert {r.drugname for r in drugs.collect()} == {"RENAMED DRUG"}
+
+
+def test_the_update_merged_and_recorded_what_it_did(spark, lake):
+    wh = lake["wh"]
+    last = silver_job._last_record(spark, wh)
+    assert last is not None and last["mode"] == "update" and last["faerslake_version"]
+    # the update's two commits on a merged table: a MERGE that deletes the replaced rows, an append of the new
+    history = wh.delta_table(spark, "silver", "reports").history(2).select("operation", "userMetadata").collect()
+    assert [h[0] for h in history] == ["WRITE", "MERGE"] and all(update._TAG in h[1] for h in history), history
+    # the MERGEs marked rows deleted with deletion vectors; a reader without Spark still reads the table
+    # right through delta-rs' query engine (its to_pandas() refuses the deletionVectors feature)
+    import deltalake
+
+    table = deltalake.DeltaTable(wh.path("silver", "drugs"))
+    assert "deletionVectors" in (table.protocol().reader_features or [])
+    got = deltalake.QueryBuilder().register("t", table).execute("select count(*) as n from t").read_all()
+    assert got.column("n")[0].as_py() == wh.read(spark, "silver", "drugs").count()
+    # the same bronze again: skipped
+    again = build(spark, str(lake["wh_root"]), log=_quiet())
+    assert again.skipped and again.mode == "skipped"
+
+
+def test_the_study_reads_the_same_cohorts_from_an_updated_lake(spark, lake):
+    from faerslake.config import load_study
+    from faerslake.gold import run_study
+
+    got = run_study(spark, str(lake["wh_root"]), load_study(), str(lake["root"] / "out_upd"), log=_quiet())
+    want = run_study(spark, str(lake["ref"].root), load_study(), str(lake["root"] / "out_ref"), log=_quiet())
+    cols = ["cohort", "exposed_reports", "exposed_events", "control_reports", "control_events", "ror"]
+    assert got[cols].equals(want[cols])
 
 
 # --------------------------------------------------------------------------- #
