@@ -50,8 +50,11 @@ import pyarrow.parquet as pq
 from scipy import optimize, special
 
 Z95 = 1.959964
-# the reader features whose files this reader can take as they are (the rest change what a file means)
-HARMLESS_READER_FEATURES = {"timestampNtz", "typeWidening", "typeWidening-preview", "vacuumProtocolCheck"}
+# the reader features whose files this reader can take as they are (the rest change what a file means);
+# deletionVectors (silver has it enabled for the incremental build's MERGEs) is harmless as long as no
+# live file carries one, and each add action that does is refused below
+HARMLESS_READER_FEATURES = {"timestampNtz", "typeWidening", "typeWidening-preview", "vacuumProtocolCheck",
+                            "deletionVectors"}
 CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet$")
 COMMIT = re.compile(r"^(\d{20})\.json$")
 KEY_COLUMNS = {"drugname": "drugname_norm", "prod_ai": "prod_ai_norm", "ingredient": "ingredient"}

@@ -86,7 +86,7 @@ def test_checkpoint_then_later_commits(tmp_path: Path) -> None:
     ({"add": {"path": "a.parquet", "deletionVector": {"storageType": "u", "cardinality": 1}}}, "deletion vector"),
     ({"metaData": {"partitionColumns": ["quarter"], "configuration": {}}}, "partitioned"),
     ({"metaData": {"partitionColumns": [], "configuration": {"delta.columnMapping.mode": "name"}}}, "column mapping"),
-    ({"protocol": {"minReaderVersion": 3, "readerFeatures": ["deletionVectors"]}}, "reader protocol"),
+    ({"protocol": {"minReaderVersion": 3, "readerFeatures": ["deletionVectors", "v2Checkpoint"]}}, "reader protocol"),
 ])
 def test_refuses_what_a_file_list_would_misread(tmp_path: Path, action: dict, says: str) -> None:
     t = tmp_path / "t"
@@ -94,6 +94,17 @@ def test_refuses_what_a_file_list_would_misread(tmp_path: Path, action: dict, sa
     _commit(t, 1, action)
     assert ds.active_files(t, 0).files == [t / "ok.parquet"]
     with pytest.raises(ds.DeltaReadError, match=says):
+        ds.active_files(t)
+
+
+def test_the_deletion_vector_feature_alone_is_read_until_a_file_carries_one(tmp_path: Path) -> None:
+    """silver's protocol names deletionVectors; a full build's files carry none, an update's MERGE marks some."""
+    t = tmp_path / "t"
+    _commit(t, 0, {"protocol": {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors"],
+                                "writerFeatures": ["deletionVectors"]}}, META, _add("ok.parquet"))
+    assert ds.active_files(t).files == [t / "ok.parquet"]
+    _commit(t, 1, {"add": {"path": "ok.parquet", "deletionVector": {"storageType": "u", "cardinality": 1}}})
+    with pytest.raises(ds.DeltaReadError, match="deletion vector"):
         ds.active_files(t)
 
 

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: build.strict_dedup of the settings, off)")
     p.add_argument("--force", action="store_true",
                    help="rebuild silver even when bronze is unchanged since the last build")
+    p.add_argument("--full", action="store_true",
+                   help="rebuild all of silver from all of bronze instead of updating the cases that changed "
+                   "quarters touch (docs/method.md §3)")
     p.add_argument("--output", default=None,
                    help="also write OUT/drug_identity.csv (drug rows resolved per method, per era and quarter, "
                    "and the most frequent unresolved names)")
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study file (default: the bundled botox_depression study)")
     p.add_argument("--quarters", default=None, help="only these quarters, e.g. 2004Q1:2019Q2 (default: all found)")
     p.add_argument("--force", action="store_true", help="re-ingest quarters whose files are unchanged too")
+    p.add_argument("--full", action="store_true",
+                   help="rebuild all of silver instead of updating the cases that changed quarters touch")
     p.add_argument("--strict-dedup", action="store_true", default=None,
                    help="also merge look-alike reports of different cases (default: the study file's "
                    "strict_dedup, else build.strict_dedup of the settings, off)")
@@ -297,7 +302,7 @@ def cmd_build(args, cfg, record) -> int:
                              "writes that file: move the folder or pass another --output.")
     spark = _spark(cfg, "faerslake-build")
     build(spark, args.warehouse, strict_dedup=resolve_strict_dedup(args.strict_dedup, None, cfg), cfg=cfg,
-          output=args.output, force=args.force)
+          output=args.output, force=args.force, full=args.full)
     return 0
 
 
@@ -336,7 +341,7 @@ def cmd_run(args, cfg, record) -> int:
     spark = _spark(cfg, "faerslake-run")
     result = run(spark, args.source, args.warehouse, args.output, study=study,
                  quarters=quarter_range(args.quarters), force=args.force,
-                 strict_dedup=args.strict_dedup, cfg=cfg, record=record)
+                 strict_dedup=args.strict_dedup, cfg=cfg, record=record, full=args.full)
     print_cohort_table(result)
     return _report_failures(record.failed_quarters)
 

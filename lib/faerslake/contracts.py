@@ -67,7 +67,7 @@ SILVER: dict[str, T.StructType] = {
     "drug_identity": schema("level string, key string, method string, drug_rows long, share double"),
     "build_state": schema(
         "built_at timestamp, strict_dedup boolean, bronze_versions string, silver_versions string, "
-        "seconds double, identity_settings string"),
+        "seconds double, identity_settings string, faerslake_version string, mode string"),
 }
 
 # --------------------------------------------------------------------------- #

@@ -15,7 +15,15 @@ the process does there what the name's suffix says:
 - ``point:pause``: the first time the point is reached, create
   ``$FAERSLAKE_FAULT_DIR/<point>.paused`` and wait until
   ``$FAERSLAKE_FAULT_DIR/<point>.resume`` exists (deterministic interleaving
-  of two runs: stop writer A after its first commit, run B, resume A).
+  of two runs: stop writer A after its first commit, run B, resume A);
+- ``point:raise``: raise :class:`InjectedFault` there (an in-process test of
+  what the tables look like when a step dies between two commits: every
+  commit is atomic, so the tables are as a kill leaves them, provided no
+  ``finally`` block writes, which none in faerslake does).
+
+:data:`POINTS` are the points of every run (the kill chain of
+``tests/test_faults.py`` covers each); :data:`UPDATE_POINTS` are reached only
+by an incremental silver build (``tests/test_incremental.py``).
 
 Neither kill is a pulled plug: nothing here drops the page cache, and Hadoop's
 local file system does not fsync Delta commits, so power loss is not covered.
@@ -31,7 +39,7 @@ from pathlib import Path
 
 ENV = "FAERSLAKE_FAULT"
 DIR_ENV = "FAERSLAKE_FAULT_DIR"
-ACTIONS = ("kill", "jvm", "pause")
+ACTIONS = ("kill", "jvm", "pause", "raise")
 PAUSE_LIMIT_SECONDS = 900.0
 
 # name -> where it sits (the tests iterate over these)
@@ -45,6 +53,22 @@ POINTS: dict[str, str] = {
     "study.output_written": "study: the first output file written into the study's temporary folder, "
                             "the folder not yet switched into place",
 }
+
+# the steps of an incremental build (faerslake.silver.update), in order
+UPDATE_POINTS: dict[str, str] = {
+    "build.update_planned": "build (update): affected cases found, no silver table changed yet",
+    "build.update_after_status": "build (update): report_status merged, reports not yet",
+    "build.update_after_reports": "build (update): report_status and reports merged, child tables not yet",
+    "build.update_child_merged": "build (update): the first child table merged, the others not yet",
+    "build.update_after_children": "build (update): every merged table done, dedup_summary and the drug "
+                                   "identity not yet",
+    "build.update_before_state": "build (update): every silver table written, build_state not yet",
+}
+
+
+class InjectedFault(RuntimeError):
+    """What ``point:raise`` raises."""
+
 
 _paused: set[str] = set()
 
@@ -66,6 +90,9 @@ def checkpoint(name: str) -> None:
         return
     if action == "pause":
         _pause(name)
+    elif action == "raise":
+        _say(name, "raise")
+        raise InjectedFault(f"fault injected at {name}")
     elif action == "jvm":
         _kill_jvm(name)
     else:

@@ -58,6 +58,7 @@ def run(
     cfg: PipelineConfig | None = None,
     log: Callable[[str], None] | None = None,
     record: RunRecord | None = None,
+    full: bool = False,
 ) -> pd.DataFrame:
     """Run the whole pipeline; return the cohort results (one row per cohort).
 
@@ -65,19 +66,21 @@ def run(
     ``OUT/ingest_failures.csv``, the report and ``record.failed_quarters``
     (the CLI exits with :data:`~faerslake.runrecord.EXIT_PARTIAL` then).
     ``record``, when given, receives each stage's seconds, row counts and
-    table versions (``OUT/run.json``)."""
+    table versions (``OUT/run.json``). ``full``: the build rebuilds all of
+    silver instead of updating what changed quarters touch."""
     from faerslake.lock import writer_lock
 
     record = record if record is not None else RunRecord("run")
     cfg = cfg or load_pipeline_config()
     # one writer lock across the three stages: no other run writes in between
     with writer_lock(warehouse, "run", cfg.tables.lock_timeout_seconds, cfg.tables.mode == "catalog"):
-        return _run(spark, source, warehouse, output, study, quarters, force, strict_dedup, cfg, log, record)
+        return _run(spark, source, warehouse, output, study, quarters, force, strict_dedup, cfg, log, record,
+                    full)
 
 
 def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters: list[str] | None, force: bool,
          strict_dedup: bool | None, cfg: PipelineConfig, log: Callable[[str], None] | None,
-         record: RunRecord) -> pd.DataFrame:
+         record: RunRecord, full: bool = False) -> pd.DataFrame:
     from faerslake.ingest import ingest
     from faerslake.ingest.bronze import ALL_TABLES
     from faerslake.silver import SILVER_TABLES, build
@@ -110,12 +113,12 @@ def _run(spark, source: str, warehouse: str, output: str, study: Study, quarters
 
     t1 = time.time()
     say(f"[2/3] build silver (strict de-duplication {'on' if strict_dedup else 'off'})")
-    result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log, output=output)
+    result = build(spark, warehouse, strict_dedup=strict_dedup, cfg=cfg, log=log, output=output, full=full)
     summary = result.dedup_summary
     atomic_write_csv(out / "dedup_summary.csv", summary)
     kept = int(summary.loc[summary["scope"] == "all", "reports_kept"].iloc[0]) if len(summary) else 0
     say(f"[2/3] build done: {kept} reports kept ({time.time() - t1:.0f}s)")
-    record.stage("build", time.time() - t1, skipped=result.skipped, reports_kept=kept,
+    record.stage("build", time.time() - t1, skipped=result.skipped, mode=result.mode, reports_kept=kept,
                  rows={k: int(v) for k, v in result.rows.items()})
     record.versions("silver", [*SILVER_TABLES, "build_state"], spark, wh)
 

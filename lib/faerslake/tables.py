@@ -27,8 +27,10 @@ WRITE_THREADS = 4
 BRONZE_ROW_STATS = {"delta.dataSkippingStatsColumns": "line_number,report_key"}
 BRONZE_OTHER_STATS = {"delta.dataSkippingNumIndexedCols": "5"}
 # Silver: the two leading columns (report key and quarter, or quarter and key
-# text), which readers join on and filter by.
-SILVER_STATS = {"delta.dataSkippingNumIndexedCols": "2"}
+# text), which readers join on and filter by; and deletion vectors on, since an
+# incremental build (faerslake.silver.update) MERGEs a few rows of every file,
+# which a deletion vector marks instead of rewriting the file.
+SILVER_STATS = {"delta.dataSkippingNumIndexedCols": "2", "delta.enableDeletionVectors": "true"}
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,14 @@
 """The silver build job: bronze -> ``WH/silver/*``.
 
-A full rebuild: de-duplication is global (a new quarter's version or deletion
-list changes which report of an old quarter is kept), and a rebuild is one
-scan plus one shuffle per table. When no bronze table has changed since the
-last build (same Delta versions, same strict setting) the build is skipped.
+Two paths, one result. The full rebuild is the reference: de-duplication is
+global (a new quarter's version or deletion list changes which report of an
+old quarter is kept), and a rebuild is one scan plus one shuffle per table.
+When bronze changed by whole quarters since the last completed build, the
+build updates silver instead (:mod:`faerslake.silver.update`: only the cases
+the changed quarters and deleted-case lists touch are re-decided and merged),
+which must give the same tables; whatever it cannot bound falls back to the
+full rebuild and the log line says why. When no bronze table has changed since
+the last build (same Delta versions, same strict setting) the build is skipped.
 Silver tables are not partitioned: every reader joins whole tables on
 (report_key, quarter), and 90 quarters x shuffle partitions would only make
 small files; a period filter on ``quarter`` is a cheap scan filter.
@@ -25,6 +30,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from faerslake import __version__
 from faerslake.config import IdentitySettings, PipelineConfig
 from faerslake.contracts import SILVER, conform
 from faerslake.errors import InputError
@@ -32,7 +38,7 @@ from faerslake.faults import checkpoint
 from faerslake.ingest.bronze import completed_cut
 from faerslake.lock import writer_lock
 from faerslake.logs import sink
-from faerslake.silver import identity
+from faerslake.silver import identity, update
 from faerslake.silver.children import CHILD_SPECS, CHILD_TABLES, silver_child
 from faerslake.silver.dedup import (
     KEPT,
@@ -70,6 +76,9 @@ class BuildResult:
     strict_dedup: bool = False
     # the drug identity summary (OUT/drug_identity.csv's rows; identity.SUMMARY_COLUMNS)
     identity: pd.DataFrame | None = None
+    # what the build did: "full" (with ``reason``, why not an update), "update", or "skipped"
+    mode: str = "full"
+    reason: str = ""
 
 
 class Bronze(NamedTuple):
@@ -108,6 +117,20 @@ def _last_build(state: DataFrame):
     settings = F.col("identity_settings") if "identity_settings" in state.columns else F.lit(None).cast("string")
     rows = state.select("strict_dedup", "bronze_versions", "silver_versions", settings).collect()
     return max(rows, key=lambda r: json.loads(r[2] or "{}").get("reports") or -1) if rows else None
+
+
+def _last_record(spark: SparkSession, wh: Warehouse) -> dict | None:
+    """The newest ``build_state`` row as a dict (every column it has; see
+    :func:`_last_build` for which is newest), None when there is none."""
+    if not wh.exists(spark, "silver", "build_state"):
+        return None
+    state = wh.read(spark, "silver", "build_state")
+    if "silver_versions" not in state.columns:  # written by an earlier faerslake
+        return None
+    rows = state.collect()  # one row per build: few
+    if not rows:
+        return None
+    return max(rows, key=lambda r: json.loads(r["silver_versions"] or "{}").get("reports") or -1).asDict()
 
 
 def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool,
@@ -268,12 +291,18 @@ def write_reports_and_status(
     finally:
         status.unpersist()
 
+    summary = write_summary(spark, wh, counts, log)
+    rows["dedup_summary"] = len(summary)
+    return rows, summary
+
+
+def write_summary(spark: SparkSession, wh: Warehouse, counts: list[tuple[str, str, int]], log: Log) -> pd.DataFrame:
+    """Write ``dedup_summary`` from (quarter, status, count) triples; the summary."""
     summary = summarise(counts)
     wh.write(spark.createDataFrame(summary.to_dict("records"), _SUMMARY_SCHEMA),
              "silver", "dedup_summary", overwriteSchema="true")
-    rows["dedup_summary"] = len(summary)
     _log_dedup(summary, log)
-    return rows, summary
+    return summary
 
 
 def write_children(spark: SparkSession, wh: Warehouse, bronze: Bronze, log: Log) -> dict[str, int]:
@@ -358,12 +387,15 @@ def stored_identity(spark: SparkSession, wh: Warehouse) -> pd.DataFrame | None:
 
 def record_build_state(
     spark: SparkSession, wh: Warehouse, versions: dict, strict_dedup: bool, seconds: float,
-    identity_settings: str | None = None,
+    identity_settings: str | None = None, mode: str = "full",
 ) -> None:
-    """Append this build to ``silver/build_state`` (what ``_up_to_date`` checks)."""
+    """Append this build to ``silver/build_state`` (what ``_up_to_date`` checks,
+    and what the next build updates from: the bronze versions it read, the
+    silver versions it left, this faerslake's version, ``mode`` full / update)."""
     state = [(datetime.now(timezone.utc), bool(strict_dedup), json.dumps(versions, sort_keys=True),
               json.dumps(_silver_versions(spark, wh), sort_keys=True), seconds,
-              identity_settings if identity_settings is not None else IdentitySettings().fingerprint())]
+              identity_settings if identity_settings is not None else IdentitySettings().fingerprint(),
+              __version__, mode)]
     wh.write(spark.createDataFrame(state, _STATE_SCHEMA), "silver", "build_state", mode="append",
              mergeSchema="true")
 
@@ -376,6 +408,7 @@ def build(
     log: Log | None = None,
     force: bool = False,
     output: str | None = None,
+    full: bool = False,
 ) -> BuildResult:
     """Bronze -> ``WH/silver/*`` (reports, drugs, indications, reactions,
     outcomes, therapies, report_sources, report_status, dedup_summary,
@@ -384,16 +417,18 @@ def build(
     ``output``: also write ``OUTPUT/drug_identity.csv`` (the stored summary
     when the build is skipped).
 
-    A full rebuild each time bronze changed (de-duplication is global); a
-    no-op when no bronze table changed since the last build with the same
-    ``strict_dedup`` (``force=True`` rebuilds anyway)."""
+    An update of the cases that changed bronze quarters touch when it can be
+    bounded (:mod:`faerslake.silver.update`), else a full rebuild, the log
+    saying why; a no-op when no bronze table changed since the last build with
+    the same ``strict_dedup``. ``force=True`` or ``full=True`` rebuild all of
+    silver anyway (``--force`` / ``--full``)."""
     log = sink(log, __name__)
     t0 = time.monotonic()
     cfg = cfg or PipelineConfig()
     settings = cfg.tables
     wh = Warehouse(warehouse, settings)
     with writer_lock(warehouse, "build", settings.lock_timeout_seconds, wh.by_catalog):
-        result = _build(spark, wh, warehouse, strict_dedup, force, log, t0, cfg.identity)
+        result = _build(spark, wh, warehouse, strict_dedup, force, log, t0, cfg.identity, full)
     if output is not None and result.identity is not None:
         path = identity.write_identity_csv(output, result.identity)
         log(f"silver: drug identity summary written to {path}")
@@ -401,7 +436,7 @@ def build(
 
 
 def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: bool, force: bool, log: Log,
-           t0: float, ident: IdentitySettings | None = None) -> BuildResult:
+           t0: float, ident: IdentitySettings | None = None, full: bool = False) -> BuildResult:
     ident = ident or IdentitySettings()
     if not wh.exists(spark, "bronze", "demo"):
         raise InputError(
@@ -413,15 +448,21 @@ def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: boo
         log(f"warning: silver: the bronze manifest under {warehouse} was written before faerslake recorded table "
             "versions in it, so an interrupted ingest cannot be told apart; building from the tables as they "
             "are (any ingest, e.g. 'faerslake ingest --force --quarters <one quarter>', records them)")
-    if not force and _up_to_date(spark, wh, versions, strict_dedup, ident.fingerprint()):
+    if not force and not full and _up_to_date(spark, wh, versions, strict_dedup, ident.fingerprint()):
         log("silver: bronze unchanged since the last build; silver is up to date")
         summary = _stored_summary(spark, wh)
         stored = stored_identity(spark, wh)
         if stored is not None:
             log(identity.resolved_line(stored))
         return BuildResult(summary, {}, time.monotonic() - t0, skipped=True, strict_dedup=strict_dedup,
-                           identity=stored)
+                           identity=stored, mode="skipped")
 
+    asked = "asked for (--full)" if full else "asked for (--force)" if force else None
+    p = update.plan(spark, wh, _last_record(spark, wh), versions, strict_dedup, asked,
+                    lambda: _quarters_of(spark, wh, versions))
+    if p.update:
+        return _update(spark, wh, p, versions, strict_dedup, log, t0, ident)
+    log(f"silver: full rebuild: {p.reason}")
     log(f"silver: reading bronze (Delta versions {versions})")
     bronze = read_bronze(spark, wh, log, versions)
     status = report_fates(bronze, strict_dedup, log)
@@ -435,4 +476,31 @@ def _build(spark: SparkSession, wh: Warehouse, warehouse: str, strict_dedup: boo
     record_build_state(spark, wh, versions, strict_dedup, seconds, ident.fingerprint())
     log(f"silver: done in {seconds:.1f} s")
     return BuildResult(summary, rows, seconds, skipped=False, strict_dedup=strict_dedup,
-                       identity=identity_summary)
+                       identity=identity_summary, mode="full", reason=p.reason)
+
+
+def _quarters_of(spark: SparkSession, wh: Warehouse, versions: dict) -> set[str]:
+    """The quarters of bronze DEMO at the cut (a partition column: one per quarter)."""
+    demo = wh.read_at(spark, "bronze", "demo", int(versions["demo"]))
+    return {r[0] for r in demo.select("quarter").distinct().collect()}
+
+
+def _update(spark: SparkSession, wh: Warehouse, p: update.Plan, versions: dict, strict_dedup: bool, log: Log,
+            t0: float, ident: IdentitySettings) -> BuildResult:
+    """The incremental path: MERGE the affected cases' rows, recount
+    dedup_summary from report_status, recompute the drug identity from the
+    whole updated drugs, then record the build."""
+    log(f"silver: updating (bronze Delta versions {versions})")
+    bronze = read_bronze(spark, wh, log, versions)
+    update.apply(spark, wh, p, versions, bronze.demo, bronze.deleted, bronze.children, log)
+    summary = write_summary(spark, wh, update.summary_counts(spark, wh), log)
+    rows = {t: wh.read(spark, "silver", t).count() for t in update.MERGED_TABLES}  # from Delta's file statistics
+    rows["dedup_summary"] = len(summary)
+    identity_rows, identity_summary = write_drug_identity(spark, wh, ident, log)
+    rows.update(identity_rows)
+    checkpoint("build.update_before_state")
+    seconds = time.monotonic() - t0
+    record_build_state(spark, wh, versions, strict_dedup, seconds, ident.fingerprint(), mode="update")
+    log(f"silver: updated in {seconds:.1f} s")
+    return BuildResult(summary, rows, seconds, skipped=False, strict_dedup=strict_dedup,
+                       identity=identity_summary, mode="update")

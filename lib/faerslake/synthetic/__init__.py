@@ -100,12 +100,16 @@ def generate(
     as_zip: bool = False,
     log: Callable[[str], None] | None = None,
     signals: int = 0,
+    last_quarter_cases: int | None = None,
 ) -> GenerateSummary:
     """Write ``reports`` synthetic cases over ``quarters`` under ``dest`` and ``dest/_truth.json``.
 
     ``reports`` counts cases (each has one or more versions, i.e. reports).
     ``signals`` plants that many (drug, PT) pairs with known reporting ratios
     for the signal screen (:mod:`.signals`); 0 writes exactly what it always did.
+    ``last_quarter_cases``: that many ordinary cases start in the last quarter
+    and the rest are spread evenly over the others (``make bench``'s update
+    scenario: a lake plus one smaller quarter); None spreads all evenly.
     Same seed and arguments give the same bytes.
     """
     log = sink(log, LOGGER)
@@ -126,7 +130,14 @@ def generate(
               if layer else None)
     truth = Truth(study, qs, screen)
     quirks = quirk_cases(layouts)
-    per_pos = _ordinary_cases_per_quarter(reports, len(quirks), len(qs))
+    if last_quarter_cases is None:
+        per_pos = _ordinary_cases_per_quarter(reports, len(quirks), len(qs))
+    else:
+        if len(qs) < 2 or not 0 <= last_quarter_cases <= reports - len(quirks):
+            raise InputError(f"last_quarter_cases {last_quarter_cases} needs two quarters or more and at most "
+                             f"{reports - len(quirks)} of the {reports} cases")
+        per_pos = [*_ordinary_cases_per_quarter(reports - last_quarter_cases, len(quirks), len(qs) - 1),
+                   last_quarter_cases]
     release = ReleaseWriter(dest, layouts, rng, as_zip, gen.unlisted_deleted_ids(), log)
     n_cases = n_reports = rows = 0
     deleted_in_data: set[int] = set()
