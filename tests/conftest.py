@@ -99,7 +99,7 @@ def pytest_configure(config):
 # `make test-quick` leaves out what runs a whole stage or the pipeline on files:
 # these modules, and the tests that use a fixture which runs build() or run_study().
 PIPELINE_MODULES = {
-    "test_bundle", "test_cluster", "test_duckdb_reference", "test_end_to_end", "test_faults",
+    "test_bundle", "test_cluster", "test_duckdb_reference", "test_end_to_end", "test_faults", "test_incremental",
     "test_ingest_damage", "test_ingest_samples", "test_notebooks", "test_reliability", "test_silver_genuine",
 }
 PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
@@ -112,9 +112,9 @@ PIPELINE_FIXTURES = {"built", "study_run", "built_wh"}
 # 32-minute run and were its tail. The scheduler below hands them out longest
 # first instead: the modules named here in this order (about their time
 # alone, slowest first), then the rest as xdist orders them.
-LONGEST_FIRST = ["test_faults", "test_cluster", "test_consistency", "test_reliability", "test_end_to_end",
-                 "test_notebooks", "test_exposure_ingredients", "test_gold", "test_screen", "test_ingest_samples",
-                 "test_identity"]
+LONGEST_FIRST = ["test_faults", "test_cluster", "test_incremental", "test_consistency", "test_reliability",
+                 "test_end_to_end", "test_notebooks", "test_exposure_ingredients", "test_gold", "test_screen",
+                 "test_ingest_samples", "test_identity"]
 
 
 def _module_rank(scope: str) -> int:
