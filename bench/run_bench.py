@@ -608,7 +608,7 @@ def report(sizes: list[dict], meta: dict, save: bool, fixed: dict | None = None,
     ok = all(all(s["checks"].values()) and s["faerslake"]["rc"] == 0
              and (s["duckdb"] is None or s["duckdb"]["rc"] == 0) for s in sizes)
     if upd is not None:
-        ok = ok and upd["tables_equal"] and upd["cohorts_equal_truth"]
+        ok = ok and upd["tables_equal"] and upd["cohorts_equal_truth"] and upd["update_run"].get("build_mode") == "update"
     if fixed is not None:
         ok = ok and fixed["faerslake"]["rc"] == 0 and fixed["counts_match"] and fixed["platform_floor"]["rc"] == 0
     print()
@@ -860,7 +860,8 @@ def main(argv: list[str] | None = None) -> int:
                          else None)
         (args.work / "last_update.json").write_text(json.dumps(upd, indent=1) + "\n")
     if not sizes:
-        ok = upd is not None and upd["tables_equal"] and upd["cohorts_equal_truth"]
+        ok = (upd is not None and upd["tables_equal"] and upd["cohorts_equal_truth"]
+              and upd["update_run"].get("build_mode") == "update")
         print(json.dumps({k: v for k, v in (upd or {}).items() if k != "tables"}, indent=1))
         return 0 if ok else 1
 

@@ -20,6 +20,7 @@ rebuild to compare with, and the kill chain.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -232,6 +233,30 @@ def settled(spark, lake, tmp_path) -> Warehouse:
 def test_nothing_changed_plans_an_update_of_nothing(spark, settled):
     p = _plan(spark, settled)
     assert (p.update, p.reason, p.quarters, p.deleted_quarters, p.resumed) == (True, "", [], [], False)
+
+
+def test_optimize_and_vacuum_since_the_last_build_are_read_past(spark, settled):
+    """The recorded versions' files are gone after OPTIMIZE + VACUUM; the update reads the maintained ones."""
+    recorded = json.loads(silver_job._last_record(spark, settled)["silver_versions"])
+    rows = {}
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        for t in ("report_status", "reports"):
+            rows[t] = settled.read(spark, "silver", t).count()
+            table = settled.delta_table(spark, "silver", t)
+            table.optimize().executeCompaction()
+            table.vacuum(0)
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    with pytest.raises(Exception, match="(?i)file|path"):  # the recorded version's files were vacuumed
+        old = settled.read_at(spark, "silver", "reports", int(recorded["reports"]))
+        old.agg(F.sum(F.xxhash64(*old.columns))).first()  # a scan (a count alone Delta answers from its log)
+    p = _plan(spark, settled)
+    assert (p.update, p.reason) == (True, "")
+    for t, n in rows.items():
+        assert p.silver[t] == settled.version(spark, "silver", t) > recorded[t]
+        now = settled.read_at(spark, "silver", t, p.silver[t])
+        assert now.agg(F.count(F.xxhash64(*now.columns))).first()[0] == n
 
 
 def test_fallback_reasons_of_the_settings_and_the_record(spark, settled):

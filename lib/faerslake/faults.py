@@ -57,6 +57,8 @@ POINTS: dict[str, str] = {
 # the steps of an incremental build (faerslake.silver.update), in order
 UPDATE_POINTS: dict[str, str] = {
     "build.update_planned": "build (update): affected cases found, no silver table changed yet",
+    "build.update_between_delete_and_append": "build (update): report_status's rows in scope deleted, their "
+                                              "new rows not yet appended",
     "build.update_after_status": "build (update): report_status merged, reports not yet",
     "build.update_after_reports": "build (update): report_status and reports merged, child tables not yet",
     "build.update_child_merged": "build (update): the first child table merged, the others not yet",

@@ -28,8 +28,9 @@ from all their bronze DEMO rows (every quarter), with the rows of other cases
 that share one of their (quarter, report key) pairs (so the conflicting-key
 rejection sees what the full build sees) and the whole union of deleted lists.
 
-How it is applied. Per table one Delta MERGE (one atomic commit) deletes the
-rows in scope and inserts their recomputed rows: ``report_status`` and
+How it is applied. Per table a Delta MERGE whose only clause deletes the rows
+in scope (deletion vectors: no data file rewritten), then an append of their
+recomputed rows: ``report_status`` and
 ``reports`` rows of quarters in ``Q`` or of cases in ``A``; child rows of
 quarters in ``Q`` or of a (report key, quarter) of a DEMO row of a case in
 ``A`` (the report that lost and the one that won). ``dedup_summary`` is
@@ -39,12 +40,14 @@ few new rows can change it, so there is no bound to rely on).
 
 Crash safety. The scope depends only on bronze and on the silver the last
 completed build left (read at its recorded version), never on what an
-interrupted run changed, and every MERGE deletes by that scope before it
-inserts; so a re-run after a kill at any step re-decides the same cases and
-gives the same tables. ``build_state`` is appended only after the last table:
-until then the recorded versions still show the changed quarters. Every
-MERGE carries the bronze cut it was computed from (Delta ``userMetadata``): a
-re-run resumes only when silver changed by such MERGEs of the same bronze cut;
+interrupted run changed, and each table's delete covers the keys of every
+row its append adds; so a re-run after a kill at any step (between a delete
+and its append too) re-decides the same cases, deletes what the killed run
+appended, and gives the same tables. ``build_state`` is appended only after
+the last table: until then the recorded versions still show the changed
+quarters. Every update commit carries the bronze cut it was computed from
+(Delta ``userMetadata``): a re-run resumes only when silver changed by such
+commits of the same bronze cut;
 anything else (an interrupted full rebuild, bronze changed again since the
 interrupted update, a write outside faerslake) rebuilds fully.
 """
@@ -93,7 +96,8 @@ class Plan:
     reason: str = ""
     quarters: list[str] = field(default_factory=list)
     deleted_quarters: list[str] = field(default_factory=list)
-    # the recorded silver versions of the last completed build (what the scope is read from)
+    # the silver versions holding what the last completed build left (what the scope is read from):
+    # the recorded ones, or later ones where only maintenance (OPTIMIZE, VACUUM, ...) was committed since
     silver: dict[str, int | None] = field(default_factory=dict)
     resumed: bool = False  # silver holds MERGEs of an interrupted update of this bronze cut
 
@@ -156,19 +160,41 @@ def tag(bronze: dict) -> str:
     return json.dumps({_TAG: {"bronze": bronze}}, sort_keys=True)
 
 
-def _silver_resumable(spark: SparkSession, wh: Warehouse, recorded: dict, bronze: dict) -> tuple[bool, str]:
+def _silver_resumable(spark: SparkSession, wh: Warehouse, recorded: dict, bronze: dict
+                      ) -> tuple[bool, str, dict[str, int | None]]:
     """(whether silver is as the last completed build left it or changed only by
-    MERGEs of an interrupted update of this same bronze cut, why not)."""
+    commits of an interrupted update of this same bronze cut, why not, the
+    version to read each table's recorded state at).
+
+    The version to read is the recorded one moved past maintenance commits
+    (OPTIMIZE, REORG, VACUUM, property changes: the same rows) up to the first
+    data commit: after an OPTIMIZE and a VACUUM the recorded version's files
+    may be gone, the maintained version's are there."""
     resumed = False
+    read_at: dict[str, int | None] = dict(recorded)
     for t in MERGED_TABLES:
         was, now = recorded.get(t), wh.version(spark, "silver", t)
         if was == now:
             continue
         if was is None or now is None or now < was:
-            return False, f"silver {t} was dropped or recreated since the last completed build"
-        for version, op, params, meta in _history(spark, wh, "silver", t, was, now):
+            return False, f"silver {t} was dropped or recreated since the last completed build", read_at
+        try:
+            commits = _history(spark, wh, "silver", t, was, now)
+        except Exception as e:  # noqa: BLE001 - Py4J wraps Delta's exceptions
+            return False, (f"the Delta history of silver {t} since version {was} cannot be read "
+                           f"({type(e).__name__})"), read_at
+        if [c[0] for c in commits] != list(range(was + 1, now + 1)):
+            return False, f"the Delta history of silver {t} since version {was} is no longer complete", read_at
+        settled = True  # no data commit yet: the recorded rows, as maintained
+        for version, op, params, meta in commits:
             if op in _DATA_NEUTRAL:
+                if settled:
+                    read_at[t] = version
+                elif op.startswith("VACUUM"):
+                    return False, (f"silver {t} was vacuumed (version {version}) after an interrupted update's "
+                                   "commits, so the rows the last completed build left may be gone"), read_at
                 continue
+            settled = False
             mine = None
             try:
                 mine = json.loads(meta)[_TAG]["bronze"] if meta else None
@@ -176,12 +202,12 @@ def _silver_resumable(spark: SparkSession, wh: Warehouse, recorded: dict, bronze
                 mine = None
             if op not in ("MERGE", "WRITE") or mine is None or (op == "WRITE" and params.get("mode") != "Append"):
                 return False, (f"silver {t} version {version} ({op}) was written after the last completed build "
-                               "by an interrupted full rebuild or outside faerslake")
+                               "by an interrupted full rebuild or outside faerslake"), read_at
             if mine != bronze:
                 return False, ("an interrupted update left silver half-updated and bronze changed since "
-                               f"(silver {t} version {version} was computed from other bronze versions)")
+                               f"(silver {t} version {version} was computed from other bronze versions)"), read_at
             resumed = True
-    return resumed, ""
+    return resumed, "", read_at
 
 
 def plan(spark: SparkSession, wh: Warehouse, last, bronze: dict[str, int | None], strict_dedup: bool,
@@ -218,7 +244,7 @@ def plan(spark: SparkSession, wh: Warehouse, last, bronze: dict[str, int | None]
     for t in [*_ROW_INPUTS, _DELETED_INPUT]:
         if t not in recorded_bronze:
             return full(f"the last build did not record the version of bronze {t}")
-    resumed, why = _silver_resumable(spark, wh, recorded_silver, bronze)
+    resumed, why, read_at = _silver_resumable(spark, wh, recorded_silver, bronze)
     if why:
         return full(why)
     quarters: set[str] = set()
@@ -236,7 +262,7 @@ def plan(spark: SparkSession, wh: Warehouse, last, bronze: dict[str, int | None]
         if everything and everything <= quarters:
             return full(f"every quarter of bronze changed ({len(everything)})")
     order = _sorted_quarters
-    return Plan(True, "", order(quarters), order(deleted), recorded_silver, resumed)
+    return Plan(True, "", order(quarters), order(deleted), read_at, resumed)
 
 
 def _sorted_quarters(qs: set[str]) -> list[str]:
@@ -313,16 +339,27 @@ def _merge_replace(spark: SparkSession, wh: Warehouse, table: str, keys: list[st
     typed = {f.name: f.dataType for f in SILVER[table].fields}
     # cut from its plan (a small frame): every job of the MERGE would otherwise recompute the scope
     markers = doomed.select(*[F.col(k).cast(typed[k]).alias(k) for k in keys]).distinct().localCheckpoint()
+    n_markers = markers.count()
     deleted = 0
-    if not markers.isEmpty():
+    if n_markers:
         on = reduce(lambda a, b: a & b, [F.col(f"t.{k}").eqNullSafe(F.col(f"s.{k}")) for k in keys])
-        result = (wh.delta_table(spark, "silver", table).alias("t").merge(F.broadcast(markers).alias("s"), on)
+        result = (wh.delta_table(spark, "silver", table).alias("t").merge(_small(markers, n_markers).alias("s"), on)
                   .whenMatchedDelete().execute().first())  # one row: num_affected_rows, num_deleted_rows, ...
         deleted = int((result.asDict() if result is not None else {}).get("num_deleted_rows") or 0)
+    checkpoint("build.update_between_delete_and_append")
     rows = fresh.select(*[F.col(c).cast(typed[c]).alias(c) for c in cols])
     inserted = wh.write_counted(spark, rows, "silver", table,
                                 write=lambda d: wh.write(d, "silver", table, mode="append"))
     return {"inserted": inserted, "deleted": deleted}
+
+
+# a scope frame up to this many rows is broadcast to the join with its table (a few keys a row: tens
+# of MB at most); a larger one (e.g. dozens of quarters re-ingested) is left to Spark's own choice
+_BROADCAST_ROWS = 2_000_000
+
+
+def _small(df: DataFrame, rows: int) -> DataFrame:
+    return F.broadcast(df) if rows <= _BROADCAST_ROWS else df
 
 
 def _once(df: DataFrame) -> DataFrame:
@@ -342,7 +379,7 @@ def _line(table: str, m: dict[str, int], seconds: float) -> str:
 def apply(spark: SparkSession, wh: Warehouse, p: Plan, bronze_cut: dict, demo: DataFrame, deleted: DataFrame,
           children: dict[str, DataFrame], log: Log) -> dict[str, dict[str, int]]:
     """Apply an update to ``report_status``, ``reports`` and the child tables
-    (one MERGE each, report_status first); the row metrics per table. The
+    (a delete-only MERGE and an append each, report_status first); the row metrics per table. The
     caller recounts dedup_summary and the drug identity, then records the build."""
     t0 = time.monotonic()
     if not (p.quarters or p.deleted_quarters or p.resumed):
@@ -363,6 +400,7 @@ def apply(spark: SparkSession, wh: Warehouse, p: Plan, bronze_cut: dict, demo: D
     def in_cases(df: DataFrame) -> DataFrame:
         return df.where(q_scope).unionByName(df.where(~q_scope).join(cases, "caseid", "left_semi"))
 
+    before = spark.conf.get(_USER_METADATA, None)  # a user's own commit metadata, put back after
     spark.conf.set(_USER_METADATA, tag(bronze_cut))
     try:
         t = time.monotonic()
@@ -392,14 +430,15 @@ def apply(spark: SparkSession, wh: Warehouse, p: Plan, bronze_cut: dict, demo: D
         doomed = _once(old.join(new, key, "left_anti").unionByName(old.where(q_scope))
                        .unionByName(won).distinct())
         won_quarters = sorted(r[0] for r in won.select("quarter").distinct().collect())  # quarters: few
-        log(f"silver: update: child rows of {doomed.count():,} reports replaced, {won.count():,} reports' "
+        n_won = won.count()
+        log(f"silver: update: child rows of {doomed.count():,} reports replaced, {n_won:,} reports' "
             f"rows read from bronze {', '.join(won_quarters) or '(none)'}")
 
         def merge_child(name: str) -> dict[str, int]:
             t = time.monotonic()
             bronze_rows = children[name].where(_in("quarter", won_quarters))
             m = _merge_replace(spark, wh, name, key, doomed,
-                               silver_child(name, bronze_rows, F.broadcast(won)))
+                               silver_child(name, bronze_rows, _small(won, n_won)))
             checkpoint("build.update_child_merged")
             log(_line(name, m, time.monotonic() - t))
             return m
@@ -407,7 +446,10 @@ def apply(spark: SparkSession, wh: Warehouse, p: Plan, bronze_cut: dict, demo: D
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             out.update(zip(CHILD_TABLES, pool.map(merge_child, CHILD_TABLES), strict=True))
     finally:
-        spark.conf.unset(_USER_METADATA)
+        if before is None:
+            spark.conf.unset(_USER_METADATA)
+        else:
+            spark.conf.set(_USER_METADATA, before)
     checkpoint("build.update_after_children")
     log(f"silver: update merged ({time.monotonic() - t0:.1f} s)")
     return out
