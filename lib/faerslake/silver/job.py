@@ -110,13 +110,22 @@ def _silver_versions(spark: SparkSession, wh: Warehouse) -> dict[str, int | None
     return {t: wh.version(spark, "silver", t) for t in SILVER_TABLES}
 
 
+def _newest(silver_versions: str | None) -> tuple[int, int]:
+    """The order of ``build_state`` rows: the sum of the silver versions they
+    recorded (versions only grow, clocks may not; every build writes
+    dedup_summary and the identity tables, so the sum grows with each, also
+    with an update that re-decided no case and left ``reports`` as it was),
+    then the ``reports`` version (records of faerslake <= 0.3 name fewer tables)."""
+    v = json.loads(silver_versions or "{}")
+    return sum(int(x) for x in v.values() if x is not None), int(v.get("reports") or -1)
+
+
 def _last_build(state: DataFrame):
     """The newest ``build_state`` row (strict_dedup, bronze_versions,
-    silver_versions): the highest recorded ``reports`` version (every build
-    writes it; versions only grow, clocks may not). One row per build: few."""
+    silver_versions, identity_settings), by :func:`_newest`. One row per build: few."""
     settings = F.col("identity_settings") if "identity_settings" in state.columns else F.lit(None).cast("string")
     rows = state.select("strict_dedup", "bronze_versions", "silver_versions", settings).collect()
-    return max(rows, key=lambda r: json.loads(r[2] or "{}").get("reports") or -1) if rows else None
+    return max(rows, key=lambda r: _newest(r[2])) if rows else None
 
 
 def _last_record(spark: SparkSession, wh: Warehouse) -> dict | None:
@@ -130,7 +139,7 @@ def _last_record(spark: SparkSession, wh: Warehouse) -> dict | None:
     rows = state.collect()  # one row per build: few
     if not rows:
         return None
-    return max(rows, key=lambda r: json.loads(r["silver_versions"] or "{}").get("reports") or -1).asDict()
+    return max(rows, key=lambda r: _newest(r["silver_versions"])).asDict()
 
 
 def _up_to_date(spark: SparkSession, wh: Warehouse, versions: dict, strict: bool,
