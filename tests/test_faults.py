@@ -282,6 +282,44 @@ KILLS = [("ingest.staging", "kill"), ("ingest.table_committed", "kill"), ("inges
          ("study.output_written", "kill")]
 
 
+PY4J_ROOT_LOG = """
+import logging, sys
+import py4j.java_gateway
+if sys.argv[1] == "quiet":
+    from faerslake.session import _quiet_py4j_root_log
+    _quiet_py4j_root_log()
+# what py4j's GatewayClient.send_command does in the thread whose call was in
+# flight when the JVM died, compiled under py4j's file name as it is there
+code = 'try:\\n    raise ConnectionResetError(104, "Connection reset by peer")\\n' \\
+       'except Exception:\\n    logging.exception("Exception while sending command.")\\n'
+exec(compile(code, py4j.java_gateway.__file__, "exec"))
+logging.getLogger().warning("a root warning of someone else's")
+"""
+
+
+@pytest.mark.parametrize("mode", ["quiet", "as-py4j-leaves-it"])
+def test_py4j_root_logger_traceback_is_kept_off_stderr(mode):
+    """A thread whose Spark call was in flight when the JVM died gets py4j's
+    root-logger traceback ("ERROR:root:Exception while sending command.");
+    faerslake's session keeps it off stderr (the run's one sentence says what
+    happened) and lets other root records through. The unquieted run shows the
+    traceback, so the check can fail."""
+    out = subprocess.run([sys.executable, "-c", PY4J_ROOT_LOG, mode], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "a root warning of someone else's" in out.stderr
+    if mode == "quiet":
+        assert "Traceback" not in out.stderr and "Exception while sending command" not in out.stderr, out.stderr
+    else:
+        assert "ERROR:root:Exception while sending command." in out.stderr and "Traceback" in out.stderr
+
+
+def test_every_faerslake_session_quiets_py4j_root_log(spark):
+    import logging
+
+    from faerslake.session import _Py4JSendFailure
+    assert sum(isinstance(f, _Py4JSendFailure) for f in logging.getLogger().filters) == 1
+
+
 def test_kills_cover_every_fault_point():
     assert [p for p, _ in KILLS] == list(POINTS)
 

@@ -230,7 +230,29 @@ def get_spark(
         _remember_jars(spark)
     spark.sparkContext.setLogLevel("WARN")
     _quiet_accumulator_server(spark)
+    _quiet_py4j_root_log()
     return spark
+
+
+class _Py4JSendFailure(logging.Filter):
+    """Py4J reports a broken gateway connection through the *root* logger
+    (``logging.exception("Exception while sending command.")`` in
+    ``py4j/java_gateway.py``), which makes ``logging`` print a traceback to
+    stderr, from any thread whose Spark call was in flight when the JVM died.
+    The Py4J error itself still reaches the caller (faerslake turns it into its
+    one sentence about the JVM); the dump goes to faerslake's debug log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "root" and record.pathname.replace("\\", "/").endswith("py4j/java_gateway.py"):
+            logging.getLogger(__name__).debug(f"py4j: {record.getMessage()}", exc_info=record.exc_info)
+            return False
+        return True
+
+
+def _quiet_py4j_root_log() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _Py4JSendFailure) for f in root.filters):
+        root.addFilter(_Py4JSendFailure())
 
 
 def _quiet_accumulator_server(spark) -> None:
